@@ -1,0 +1,82 @@
+"""Conversations and their transcripts.
+
+The workflow is the source of truth for a conversation; these tables mirror it
+so pages, the sidebar and the admin read fast and survive any process restart.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from temporal_worker.shared import conversation_workflow_id
+
+
+class Conversation(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
+    )
+    title = models.CharField(max_length=120, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["owner", "-updated_at"])]
+
+    def __str__(self) -> str:
+        return self.title or f"Conversation {self.id}"
+
+    @property
+    def workflow_id(self) -> str:
+        return conversation_workflow_id(str(self.id))
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+        TOOL = "tool"
+        NOTICE = "notice"
+
+    class Status(models.TextChoices):
+        COMPLETE = "complete"
+        STOPPED = "stopped"
+        ERROR = "error"
+
+    # User messages keep the id the browser generated (it is also the Temporal
+    # update id); the workflow names every other message with workflow.uuid4().
+    id = models.UUIDField(primary_key=True, editable=False)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    seq = models.PositiveIntegerField()
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
+    tool_calls = models.JSONField(default=list, blank=True)
+    tool_call_id = models.CharField(max_length=64, blank=True)
+    tool_name = models.CharField(max_length=64, blank=True)
+    prompt_version = models.CharField(max_length=64, blank=True)
+    error_kind = models.CharField(max_length=32, blank=True)
+    run_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["seq", "created_at"]
+        indexes = [models.Index(fields=["conversation", "seq"])]
+
+    def __str__(self) -> str:
+        return f"{self.role} #{self.seq}"
+
+    @property
+    def can_retry(self) -> bool:
+        return self.role == self.Role.NOTICE and self.error_kind in ("llm_unavailable", "stopped")

@@ -1,0 +1,35 @@
+"""Live progress: the one place that pushes events to a conversation's websocket group.
+
+Progress is best effort. The transcript is durable elsewhere (workflow history
+and the database), so a slow or absent channel layer must never fail a turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+PUSH_TIMEOUT_SECONDS = 1.0
+
+
+def conversation_group(conversation_id: str) -> str:
+    return f"conversation.{conversation_id}"
+
+
+async def progress_push(conversation_id: str, event: dict[str, Any]) -> None:
+    """Send `event` (a dict with a "kind") to every socket watching the conversation."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await asyncio.wait_for(
+            layer.group_send(conversation_group(conversation_id), {"type": "chat.progress", **event}),
+            timeout=PUSH_TIMEOUT_SECONDS,
+        )
+    except Exception as err:  # noqa: BLE001 - any layer failure only costs liveness
+        logger.warning("progress push to %s failed: %s", conversation_id, type(err).__name__)

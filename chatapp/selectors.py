@@ -1,0 +1,37 @@
+"""Reads of the chat app."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from chatapp.models import Conversation, Message
+
+
+class ConversationNotFound(Exception):
+    """Missing, or owned by someone else: callers answer 404 either way."""
+
+
+async def conversation_get_for_owner(
+    *, user: AbstractBaseUser, conversation_id: uuid.UUID
+) -> Conversation:
+    try:
+        return await Conversation.objects.aget(id=conversation_id, owner_id=user.pk)
+    except Conversation.DoesNotExist as err:
+        raise ConversationNotFound from err
+
+
+async def conversation_list_for_owner(
+    *, user: AbstractBaseUser, archived: bool = False, limit: int = 100
+) -> list[Conversation]:
+    qs = Conversation.objects.filter(owner_id=user.pk, archived_at__isnull=not archived)
+    return [c async for c in qs.order_by("-updated_at")[:limit]]
+
+
+async def message_list(*, conversation: Conversation) -> list[Message]:
+    return [m async for m in Message.objects.filter(conversation=conversation).order_by("seq")]
+
+
+async def message_get(*, message_id: uuid.UUID) -> Message | None:
+    return await Message.objects.filter(id=message_id).select_related("conversation").afirst()

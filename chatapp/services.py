@@ -1,0 +1,167 @@
+"""Writes and side effects of the chat app. Views, consumers and activities call these."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from chatapp import temporal_client
+from chatapp.models import Conversation, Message
+from chatapp.selectors import ConversationNotFound, conversation_get_for_owner
+from temporal_worker.shared import ChatMessage, MessageAccepted, StopResult
+
+TITLE_MAX_CHARS = 60
+MESSAGE_FIELDS = [
+    "seq",
+    "role",
+    "content",
+    "status",
+    "tool_calls",
+    "tool_call_id",
+    "tool_name",
+    "prompt_version",
+    "error_kind",
+    "run_id",
+]
+
+
+@dataclass
+class SentMessage:
+    conversation: Conversation
+    message: Message
+    accepted: MessageAccepted
+
+
+def title_from_text(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= TITLE_MAX_CHARS else line[: TITLE_MAX_CHARS - 1].rstrip() + "…"
+
+
+async def message_send(
+    *, user: AbstractBaseUser, conversation_id: uuid.UUID, message_id: uuid.UUID, text: str
+) -> SentMessage:
+    """Send a user message, creating the conversation with its first message."""
+    conversation, created = await Conversation.objects.aget_or_create(
+        id=conversation_id, defaults={"owner_id": user.pk, "title": title_from_text(text)}
+    )
+    if conversation.owner_id != user.pk:
+        raise ConversationNotFound
+    if conversation.is_archived:
+        raise temporal_client.ChatRejected("This conversation is archived; start a new one.")
+    try:
+        accepted = await temporal_client.message_send(
+            conversation_id=str(conversation.id),
+            owner_id=user.pk,
+            message_id=str(message_id),
+            text=text,
+        )
+    except Exception:
+        if created:
+            await conversation.adelete()
+        raise
+    await messages_record(
+        conversation_id=str(conversation.id),
+        messages=[ChatMessage(id=str(message_id), seq=accepted.seq, role="user", content=text)],
+    )
+    message = await Message.objects.aget(id=message_id)
+    return SentMessage(conversation=conversation, message=message, accepted=accepted)
+
+
+async def messages_record(
+    *, conversation_id: str, messages: Iterable[ChatMessage], run_id: str = ""
+) -> None:
+    """Mirror workflow messages into the database. Idempotent: keyed by message id."""
+    rows = [
+        Message(
+            id=uuid.UUID(m.id),
+            conversation_id=uuid.UUID(conversation_id),
+            seq=m.seq,
+            role=m.role,
+            content=m.content,
+            status=m.status,
+            tool_calls=[
+                {"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls
+            ],
+            tool_call_id=m.tool_call_id,
+            tool_name=m.tool_name,
+            prompt_version=m.prompt_version,
+            error_kind=m.error_kind,
+            run_id=run_id,
+        )
+        for m in messages
+    ]
+    if not rows:
+        return
+    await Message.objects.abulk_create(
+        rows, update_conflicts=True, unique_fields=["id"], update_fields=MESSAGE_FIELDS
+    )
+    await Conversation.objects.filter(id=conversation_id).aupdate(updated_at=timezone.now())
+
+
+async def answer_stop(*, user: AbstractBaseUser, conversation_id: uuid.UUID) -> StopResult:
+    conversation = await conversation_get_for_owner(user=user, conversation_id=conversation_id)
+    return await temporal_client.answer_stop(conversation_id=str(conversation.id))
+
+
+async def turn_retry(
+    *, user: AbstractBaseUser, conversation_id: uuid.UUID, notice_id: uuid.UUID
+) -> None:
+    conversation = await conversation_get_for_owner(user=user, conversation_id=conversation_id)
+    await temporal_client.turn_retry(conversation_id=str(conversation.id), notice_id=str(notice_id))
+
+
+async def conversation_rename(
+    *, user: AbstractBaseUser, conversation_id: uuid.UUID, title: str
+) -> Conversation:
+    conversation = await conversation_get_for_owner(user=user, conversation_id=conversation_id)
+    conversation.title = title.strip()[:120]
+    await conversation.asave(update_fields=["title"])
+    return conversation
+
+
+async def conversation_archive(
+    *, user: AbstractBaseUser, conversation_id: uuid.UUID
+) -> Conversation:
+    """Archive: no new messages; the workflow answers what is queued and completes."""
+    conversation = await conversation_get_for_owner(user=user, conversation_id=conversation_id)
+    if not conversation.is_archived:
+        await temporal_client.conversation_close(conversation_id=str(conversation.id))
+        conversation.archived_at = timezone.now()
+        await conversation.asave(update_fields=["archived_at"])
+    return conversation
+
+
+def demo_users_ensure(*, password: str) -> list[str]:
+    """Create the demo end user, reviewer and admin if missing (idempotent)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group, Permission
+
+    user_model = get_user_model()
+    created = []
+    with transaction.atomic():
+        reviewers, _ = Group.objects.get_or_create(name="Reviewers")
+        perm = Permission.objects.filter(codename="review_approvals").first()
+        if perm:
+            reviewers.permissions.add(perm)
+        for username, staff, superuser, groups in (
+            ("alice", False, False, []),
+            ("rita", False, False, [reviewers]),
+            ("admin", True, True, []),
+        ):
+            user, was_created = user_model.objects.get_or_create(
+                username=username,
+                defaults={"is_staff": staff, "is_superuser": superuser,
+                          "email": f"{username}@example.com"},
+            )
+            if was_created:
+                user.set_password(password)
+                user.save()
+                created.append(username)
+            for group in groups:
+                user.groups.add(group)
+    return created

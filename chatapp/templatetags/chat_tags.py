@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django import template
+from django.utils.safestring import SafeString, mark_safe
+
+from chatapp.rendering import markdown_to_html
+
+register = template.Library()
+
+
+@register.filter
+def markdown(text: str) -> SafeString:
+    # Safe: markdown_to_html sanitises with an allow-list (raw HTML input is escaped).
+    return mark_safe(markdown_to_html(text))  # noqa: S308

@@ -1,0 +1,209 @@
+"""The one module through which Django talks to Temporal.
+
+Views and services call these functions with plain values; Temporal's errors come
+back as `ChatRejected` (a validator said no: show the reason) or `TemporalUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
+
+from temporal_worker.shared import (
+    AgentConfig,
+    CloseConversation,
+    ConversationClosed,
+    ConversationInput,
+    ConversationSnapshot,
+    MessageAccepted,
+    RetryAccepted,
+    RetryTurn,
+    SendMessage,
+    StopAnswer,
+    StopResult,
+    conversation_workflow_id,
+)
+from temporal_worker.workflows import ConversationWorkflow
+
+logger = logging.getLogger(__name__)
+
+
+class ChatRejected(Exception):
+    """The workflow refused a request; the message is meant for the user."""
+
+
+class TemporalUnavailable(Exception):
+    """Temporal could not be reached or answered with an unexpected error."""
+
+
+@dataclass
+class LiveState:
+    status: str
+    reply_id: str
+    partial_text: str
+    phase: str
+    queued: int
+
+
+_clients: dict[int, Client] = {}
+
+
+async def get_client() -> Client:
+    """A client per event loop (the web server has one; tests may have several)."""
+    loop_key = id(asyncio.get_running_loop())
+    client = _clients.get(loop_key)
+    if client is None:
+        client = await Client.connect(
+            settings.TEMPORAL_ADDRESS,
+            namespace=settings.TEMPORAL_NAMESPACE,
+            api_key=settings.TEMPORAL_API_KEY or None,
+            tls=TLSConfig() if settings.TEMPORAL_TLS else False,
+        )
+        _clients[loop_key] = client
+    return client
+
+
+def set_client(client: Client) -> None:
+    """Share an already connected client (the embedded worker and tests use this)."""
+    _clients[id(asyncio.get_running_loop())] = client
+
+
+def agent_config() -> AgentConfig:
+    return AgentConfig(max_message_chars=settings.CHAT_MESSAGE_MAX_CHARS)
+
+
+async def message_send(
+    *, conversation_id: str, owner_id: int, message_id: str, text: str
+) -> MessageAccepted:
+    """Deliver a user message; the first one starts the workflow (update-with-start).
+
+    The message id is the update id, so a retried or doubled request is applied once.
+    """
+    client = await get_client()
+    workflow_id = conversation_workflow_id(conversation_id)
+    start = WithStartWorkflowOperation(
+        ConversationWorkflow.run,
+        ConversationInput(
+            conversation_id=conversation_id, owner_id=owner_id, config=agent_config()
+        ),
+        id=workflow_id,
+        task_queue=settings.TEMPORAL_TASK_QUEUE,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        # An archived conversation's workflow has completed and must never restart.
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    )
+    try:
+        return await client.execute_update_with_start_workflow(
+            ConversationWorkflow.send_message,
+            SendMessage(message_id=message_id, text=text),
+            id=message_id,
+            start_workflow_operation=start,
+        )
+    except WorkflowAlreadyStartedError as err:
+        raise ChatRejected("This conversation is archived; start a new one.") from err
+    except Exception as err:
+        raise _translate(err) from err
+
+
+async def answer_stop(*, conversation_id: str) -> StopResult:
+    return await _update(conversation_id, ConversationWorkflow.stop_answer, StopAnswer())
+
+
+async def turn_retry(*, conversation_id: str, notice_id: str) -> RetryAccepted:
+    return await _update(
+        conversation_id, ConversationWorkflow.retry_turn, RetryTurn(notice_id=notice_id)
+    )
+
+
+async def conversation_close(*, conversation_id: str) -> ConversationClosed | None:
+    """Archive: the workflow answers what is queued, then completes. None if already gone."""
+    try:
+        return await _update(
+            conversation_id, ConversationWorkflow.close_conversation, CloseConversation()
+        )
+    except ChatRejected:
+        return None
+
+
+async def conversation_live_state(*, conversation_id: str) -> LiveState | None:
+    """What the agent is doing now, with the reply streamed so far (from the last heartbeat).
+
+    None when the workflow is not running (never started, archived, or Temporal is down).
+    """
+    client = await get_client()
+    handle = client.get_workflow_handle(conversation_workflow_id(conversation_id))
+    try:
+        snapshot, description = await asyncio.gather(
+            handle.query(ConversationWorkflow.snapshot), handle.describe()
+        )
+    except Exception as err:  # noqa: BLE001 - a page still renders from the database
+        logger.info("no live state for %s: %s", conversation_id, type(err).__name__)
+        return None
+    return LiveState(
+        status=snapshot.status,
+        reply_id=snapshot.reply_id,
+        queued=snapshot.queued,
+        **await _streamed_so_far(client, description.raw_description, snapshot),
+    )
+
+
+async def _streamed_so_far(
+    client: Client, raw: Any, snapshot: ConversationSnapshot
+) -> dict[str, str]:
+    for pending in raw.pending_activities:
+        if not pending.heartbeat_details.payloads:
+            continue
+        details = await client.data_converter.decode(pending.heartbeat_details.payloads)
+        progress = details[0] if details else None
+        if isinstance(progress, dict) and progress.get("reply_id") == snapshot.reply_id:
+            return {
+                "partial_text": str(progress.get("text", "")),
+                "phase": str(progress.get("phase", "")),
+            }
+    return {"partial_text": "", "phase": ""}
+
+
+async def _update(conversation_id: str, update: Any, arg: Any) -> Any:
+    client = await get_client()
+    handle = client.get_workflow_handle(conversation_workflow_id(conversation_id))
+    try:
+        return await handle.execute_update(update, arg)
+    except Exception as err:
+        raise _translate(err) from err
+
+
+def _translate(err: Exception) -> Exception:
+    if isinstance(err, WorkflowUpdateFailedError) and isinstance(err.cause, ApplicationError):
+        return ChatRejected(err.cause.message)
+    if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
+        return ChatRejected("This conversation is no longer running.")
+    if isinstance(err, ChatRejected | TemporalUnavailable):
+        return err
+    logger.exception("Temporal request failed")
+    return TemporalUnavailable("The agent service is unavailable; try again in a moment.")
+
+
+__all__ = [
+    "ChatRejected",
+    "LiveState",
+    "TemporalUnavailable",
+    "answer_stop",
+    "conversation_close",
+    "conversation_live_state",
+    "get_client",
+    "message_send",
+    "set_client",
+    "turn_retry",
+]

@@ -1,0 +1,1 @@
+"""Activities: all I/O of the agent. They run outside the workflow sandbox and may use Django."""

@@ -1,0 +1,204 @@
+"""The LLM activity: one streamed model call with error-class-aware retries.
+
+Temporal owns retries. A 429 waits exactly as long as the provider asks, a content
+policy refusal is never retried, and 5xx or timeouts follow the workflow's
+retry policy. Progress (phases, token deltas) is heartbeated and pushed live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import openai
+from django.conf import settings
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from chatapp.progress import progress_push
+from chatapp.services import messages_record
+from temporal_worker import llm_gateway, prompts
+from temporal_worker.shared import (
+    CONTENT_POLICY_ERROR,
+    LLM_ACTIVITY,
+    LLM_REQUEST_ERROR,
+    RATE_LIMIT_ERROR,
+    ChatMessage,
+    LlmRequest,
+    LlmResult,
+)
+
+HEARTBEAT_EVERY_SECONDS = 1.0
+# Full-text snapshots let a socket that missed deltas (it joined late, or the
+# layer dropped one) converge without a reload.
+SNAPSHOT_EVERY_SECONDS = 0.5
+DEFAULT_RETRY_AFTER_SECONDS = 10
+
+
+def llm_settings() -> llm_gateway.LlmSettings:
+    return llm_gateway.LlmSettings(
+        base_url=settings.OPENAI_BASE_URL,
+        api_key=settings.OPENAI_API_KEY,
+        model=settings.AGENT_MODEL,
+    )
+
+
+@dataclass
+class _Stream:
+    """The reply as it streams: what the heartbeat and the live page both show."""
+
+    conversation_id: str
+    reply_id: str
+    text: str = ""
+    phase: str = "thinking"
+    last_snapshot: float = 0.0
+
+    def details(self) -> dict[str, Any]:
+        return {"reply_id": self.reply_id, "text": self.text, "phase": self.phase}
+
+    async def push(self, kind: str, **fields: Any) -> None:
+        await progress_push(self.conversation_id, {"kind": kind, "reply_id": self.reply_id, **fields})
+
+    async def set_phase(self, phase: str, label: str) -> None:
+        self.phase = phase
+        activity.heartbeat(self.details())
+        await self.push("phase", phase=phase, label=label)
+
+    async def add(self, delta: str) -> None:
+        offset = len(self.text)
+        self.text += delta
+        activity.heartbeat(self.details())
+        await self.push("delta", offset=offset, delta=delta)
+        now = time.monotonic()
+        if now - self.last_snapshot >= SNAPSHOT_EVERY_SECONDS:
+            self.last_snapshot = now
+            await self.push("snapshot", text=self.text)
+
+
+async def _heartbeat_forever(stream: _Stream) -> None:
+    # Keeps the heartbeat timeout meaningful while the model thinks before its first token.
+    while True:
+        activity.heartbeat(stream.details())
+        await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
+
+
+@activity.defn(name=LLM_ACTIVITY)
+async def call_llm(req: LlmRequest) -> LlmResult:
+    """Stream one model reply; mirror it and the messages before it into the database."""
+    info = activity.info()
+    stream = _Stream(conversation_id=req.conversation_id, reply_id=req.reply_id)
+    if req.new_messages:
+        await messages_record(
+            conversation_id=req.conversation_id, messages=req.new_messages, run_id=req.run_id
+        )
+    prompt = prompts.active_system_prompt()
+    if info.attempt > 1:
+        # A retry starts the reply over: clear what the failed attempt streamed.
+        await stream.push("snapshot", text="")
+        await stream.set_phase("thinking", f"Trying again (attempt {info.attempt})…")
+    else:
+        await stream.set_phase("thinking", "Thinking…")
+
+    heartbeat = asyncio.create_task(_heartbeat_forever(stream))
+    try:
+        completion = await llm_gateway.stream_completion(
+            llm_settings(),
+            llm_gateway.to_openai_messages(prompt.text, req.context),
+            tools=None,
+            on_delta=stream.add,
+        )
+    except asyncio.CancelledError:
+        details = activity.cancellation_details()
+        if details is None or not details.cancel_requested:
+            raise  # worker shutdown or heartbeat timeout: let Temporal retry elsewhere
+        return await _finish(req, stream, prompt.version_id, stopped=True)
+    except openai.RateLimitError as err:
+        retry_after = _retry_after_seconds(err)
+        await stream.set_phase(
+            "waiting", f"The model is rate limited; trying again in {retry_after} s…"
+        )
+        raise ApplicationError(
+            f"Rate limited; retrying in {retry_after}s",
+            type=RATE_LIMIT_ERROR,
+            next_retry_delay=timedelta(seconds=retry_after),
+        ) from err
+    except openai.BadRequestError as err:
+        if llm_gateway.is_content_policy_error(err.body, err.message):
+            raise ApplicationError(
+                "The model refused the request under its content policy.",
+                type=CONTENT_POLICY_ERROR,
+                non_retryable=True,
+            ) from err
+        raise ApplicationError(
+            f"The model rejected the request: {err.message}", type=LLM_REQUEST_ERROR,
+            non_retryable=True,
+        ) from err
+    except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as err:
+        raise ApplicationError(
+            f"The model provider refused the request ({err.status_code}); check the LLM settings.",
+            type=LLM_REQUEST_ERROR,
+            non_retryable=True,
+        ) from err
+    except openai.APIError as err:
+        await stream.set_phase("waiting", "The model had a problem; trying again…")
+        raise ApplicationError(f"Model call failed: {type(err).__name__}") from err
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+
+    return await _finish(
+        req,
+        stream,
+        prompt.version_id,
+        content=completion.content,
+        tool_calls=completion.tool_calls,
+        model=completion.model,
+        finish_reason=completion.finish_reason,
+    )
+
+
+async def _finish(
+    req: LlmRequest,
+    stream: _Stream,
+    prompt_version: str,
+    *,
+    stopped: bool = False,
+    content: str | None = None,
+    tool_calls: list[Any] | None = None,
+    model: str = "",
+    finish_reason: str = "",
+) -> LlmResult:
+    result = LlmResult(
+        reply_id=req.reply_id,
+        content=stream.text if content is None else content,
+        tool_calls=tool_calls or [],
+        prompt_version=prompt_version,
+        model=model,
+        finish_reason="stopped" if stopped else finish_reason,
+        stopped=stopped,
+    )
+    reply = ChatMessage(
+        id=req.reply_id,
+        seq=req.reply_seq,
+        role="assistant",
+        content=result.content,
+        status="stopped" if stopped else "complete",
+        tool_calls=result.tool_calls,
+        prompt_version=prompt_version,
+    )
+    await messages_record(conversation_id=req.conversation_id, messages=[reply], run_id=req.run_id)
+    await stream.push("message", message_id=req.reply_id, final=not result.tool_calls)
+    return result
+
+
+def _retry_after_seconds(err: openai.RateLimitError) -> int:
+    header = err.response.headers.get("retry-after", "")
+    try:
+        return max(1, round(float(header)))
+    except ValueError:
+        return DEFAULT_RETRY_AFTER_SECONDS

@@ -1,0 +1,38 @@
+"""Builds the Temporal worker that runs conversation workflows and their activities."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from temporal_worker.activities.llm import call_llm
+from temporal_worker.activities.notices import record_notice
+from temporal_worker.workflows import ConversationWorkflow
+
+WORKFLOWS = [ConversationWorkflow]
+ACTIVITIES = [call_llm, record_notice]
+
+
+def build_worker(
+    client: Client,
+    *,
+    task_queue: str,
+    max_concurrent_activities: int = 100,
+    max_concurrent_workflow_tasks: int = 100,
+    graceful_shutdown_timeout: timedelta = timedelta(seconds=10),
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=ACTIVITIES,
+        max_concurrent_activities=max_concurrent_activities,
+        max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
+        # Heartbeats carry the streamed text and the Stop button's cancellation:
+        # send them at least every second, not at 80% of the heartbeat timeout.
+        max_heartbeat_throttle_interval=timedelta(seconds=1),
+        default_heartbeat_throttle_interval=timedelta(seconds=1),
+        graceful_shutdown_timeout=graceful_shutdown_timeout,
+    )

