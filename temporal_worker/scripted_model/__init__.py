@@ -1,0 +1,72 @@
+"""Scripted model: a deterministic, OpenAI Chat Completions-compatible HTTP server.
+
+It is the product's demo and test double at the network boundary: the real
+`openai` client talks to it over real HTTP. It is a fixed script, never
+presented as intelligent. Run it with::
+
+    python -m temporal_worker.scripted_model --host 127.0.0.1 --port 8765
+
+or in-process with ``server = await start_scripted_model()`` (``server.base_url``
+ends in ``/v1``; ``await server.stop()`` when done).
+
+Endpoints
+---------
+``POST /v1/chat/completions``  streaming (SSE) and non-streaming, text and tool calls.
+``GET /v1/models``             lists the one model, ``scripted`` (any model name is accepted).
+``GET /healthz``               ``ok``.
+
+Control API (for tests and benchmarks)
+--------------------------------------
+``POST /control/rules`` ``{"rules": [{"match": str, "faults": [F, ...],
+"chunk_delay_ms": int?, "first_token_delay_ms": int?, "reply": str?}]}`` appends
+rules. The first rule whose ``match`` is a (case-sensitive) substring of the last
+user message applies. Each fault F is used up by one matching request, in order:
+``{"status": 429, "retry_after": 3}``, ``{"status": 500}``, ``{"status": 503}``,
+``{"status": 400, "code": "content_policy_violation"}``,
+``{"status": 200, "drop_after_chunks": 3}`` (stream 3 SSE events, then cut the
+connection), ``{"latency_ms": 2000}`` (wait, then answer; combinable with the
+others). The delays and ``reply`` override apply to every matching request, also
+after its faults are used up. ``GET /control/rules`` shows what is left,
+``DELETE /control/rules`` clears rules, directive counts and the request log, and
+``GET /control/requests`` returns
+``[{"at": unix_ts, "last_user": str, "status": int, "stream": bool}]``.
+A rule ``{"match": "", "chunk_delay_ms": 0}`` changes the pace of every request.
+
+Inline directives (for demos typed into the chat)
+-------------------------------------------------
+Written anywhere in the user message; removed before the script reads it.
+
+``[[fault 429 retry_after=3 times=2]]``  HTTP 429 with ``Retry-After: 3``, twice.
+``[[fault 500 times=1]]`` / ``[[fault 503]]``  server errors (any 4xx/5xx works).
+``[[fault content_policy]]``  HTTP 400, code ``content_policy_violation``.
+``[[fault drop after=3]]``  cut the stream after 3 events.
+``[[fault latency ms=2000]]``  answer after 2 s.
+``[[slow 200]]``  200 ms between streamed chunks.
+``[[loop N]]``  call the first offered tool until N tool results follow the user
+message, then answer "Finished N steps." (drives long agent runs).
+
+``times`` defaults to 1 and counts per (directive, conversation), the
+conversation being identified by a hash of its first user message, so a retry of
+the same request sees the count go down. Only the last user message's directives
+are read. A control-API fault takes precedence over an inline one.
+"""
+
+from .script import PHRASES, ScriptedReply, ScriptedToolCall, ToolPhrase, reply_for
+from .server import (
+    ScriptedModelServer,
+    ScriptedModelState,
+    create_app,
+    start_scripted_model,
+)
+
+__all__ = [
+    "PHRASES",
+    "ScriptedModelServer",
+    "ScriptedModelState",
+    "ScriptedReply",
+    "ScriptedToolCall",
+    "ToolPhrase",
+    "create_app",
+    "reply_for",
+    "start_scripted_model",
+]
