@@ -183,6 +183,8 @@ class LlmResult:
     model: str = ""
     finish_reason: str = ""
     stopped: bool = False
+    # tool_calls validated and classified, in the same order.
+    planned_calls: list[PlannedCall] = field(default_factory=list)
 
 
 @dataclass
@@ -196,3 +198,157 @@ class NoticeRequest:
 @dataclass
 class NoticeRecorded:
     notice_id: str
+
+
+# --- tools and approvals ------------------------------------------------------
+
+TOOL_ACTIVITY_PREFIX = "tool."
+NOTIFY_APPROVAL_ACTIVITY = "notify_approval"
+TOOL_FAILED_ERROR = "ToolFailed"
+
+ToolKind = Literal["read", "write"]
+DecisionAction = Literal["approve", "reject"]
+# How an approval ended; "withdrawn" by the user, "expired" when the policy's
+# default action applied at the deadline (decided by the system).
+ApprovalOutcome = Literal["approved", "rejected", "withdrawn"]
+
+# Custom search attributes the dashboard lists pending approvals with. The dev
+# server registers them at start (see chatapp/stack.py); a cluster needs them too.
+SA_APPROVAL_PENDING = "ApprovalPending"  # Bool
+SA_APPROVAL_TOOLS = "ApprovalTools"  # KeywordList
+SA_APPROVAL_REQUESTER = "ApprovalRequester"  # Keyword
+SEARCH_ATTRIBUTES = {
+    SA_APPROVAL_PENDING: "Bool",
+    SA_APPROVAL_TOOLS: "KeywordList",
+    SA_APPROVAL_REQUESTER: "Keyword",
+}
+
+
+def tool_activity_name(tool: str) -> str:
+    return f"{TOOL_ACTIVITY_PREFIX}{tool}"
+
+
+@dataclass
+class ApprovalRule:
+    """The policy that applied to one call, resolved when the model asked for it."""
+
+    deadline_seconds: int = 24 * 3600
+    timeout_action: DecisionAction = "reject"
+    # Remind reviewers once this many seconds have passed (0: never).
+    remind_after_seconds: int = 0
+    description: str = ""
+
+
+@dataclass
+class PlannedCall:
+    """A tool call as the model asked for it, validated and classified by the LLM activity."""
+
+    call: ToolCall
+    kind: ToolKind = "read"
+    # Canonical JSON of the validated arguments ("" when invalid).
+    arguments: str = ""
+    # Why the call cannot run (unknown tool, malformed arguments): the model is told.
+    error: str = ""
+    approval: ApprovalRule | None = None
+    summary: str = ""
+
+
+@dataclass
+class PendingApproval:
+    call_id: str
+    conversation_id: str
+    requester_id: int
+    tool: str
+    arguments: str
+    arguments_hash: str
+    summary: str
+    # The model's own words for why it wants the action.
+    reason: str
+    requested_at: str  # ISO 8601, from workflow.now()
+    deadline: str
+    timeout_action: DecisionAction
+    claimed_by_id: int = 0
+    claimed_by: str = ""
+    reminded: bool = False
+
+
+@dataclass
+class DecideApproval:
+    call_id: str
+    action: DecisionAction
+    reviewer_id: int
+    reviewer: str
+    # Hash of the arguments the reviewer saw: a decision on changed arguments is refused.
+    arguments_hash: str
+    reason: str = ""
+    # Canonical JSON of arguments the reviewer edited (validated by the caller).
+    edited_arguments: str = ""
+
+
+@dataclass
+class ApprovalDecided:
+    call_id: str
+    outcome: ApprovalOutcome
+    decided_by: str  # reviewer's name, "system" at the deadline, or the requester
+    decided_by_id: int
+    decided_at: str
+    reason: str = ""
+    arguments: str = ""
+    edited: bool = False
+    by_system: bool = False
+
+
+@dataclass
+class ClaimApproval:
+    call_id: str
+    reviewer_id: int
+    reviewer: str
+
+
+@dataclass
+class ApprovalClaimed:
+    call_id: str
+    claimed_by: str
+
+
+@dataclass
+class WithdrawApproval:
+    call_id: str
+
+
+@dataclass
+class PendingApprovals:
+    conversation_id: str
+    items: list[PendingApproval] = field(default_factory=list)
+
+
+@dataclass
+class ApprovalEvent:
+    """Sent to the notify activity: mirrors the approval and pushes it to reviewers and user."""
+
+    kind: Literal["requested", "claimed", "reminder", "decided"]
+    approval: PendingApproval
+    decision: ApprovalDecided | None = None
+
+
+@dataclass
+class ApprovalEventRecorded:
+    call_id: str
+
+
+@dataclass
+class ToolRequest:
+    conversation_id: str
+    workflow_id: str
+    call_id: str
+    tool: str
+    arguments: str
+    requester_id: int
+
+
+@dataclass
+class ToolOutcome:
+    call_id: str
+    # JSON text handed to the model as the tool message.
+    content: str
+    ok: bool = True
