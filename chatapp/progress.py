@@ -1,7 +1,8 @@
-"""Live progress: the one place that pushes events to a conversation's websocket group.
+"""Live progress: the one place that pushes events to websocket groups.
 
-Progress is best effort. The transcript is durable elsewhere (workflow history
-and the database), so a slow or absent channel layer must never fail a turn.
+Progress is best effort. The transcript and decisions are durable elsewhere
+(workflow history and the database), so a slow or absent channel layer must never
+fail a turn.
 """
 
 from __future__ import annotations
@@ -21,15 +22,17 @@ def conversation_group(conversation_id: str) -> str:
     return f"conversation.{conversation_id}"
 
 
-async def progress_push(conversation_id: str, event: dict[str, Any]) -> None:
-    """Send `event` (a dict with a "kind") to every socket watching the conversation."""
+async def group_push(group: str, message: dict[str, Any]) -> None:
+    """Send a channel-layer message (with its "type") to every socket in `group`."""
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        await asyncio.wait_for(
-            layer.group_send(conversation_group(conversation_id), {"type": "chat.progress", **event}),
-            timeout=PUSH_TIMEOUT_SECONDS,
-        )
+        await asyncio.wait_for(layer.group_send(group, message), timeout=PUSH_TIMEOUT_SECONDS)
     except Exception as err:  # noqa: BLE001 - any layer failure only costs liveness
-        logger.warning("progress push to %s failed: %s", conversation_id, type(err).__name__)
+        logger.warning("push to %s failed: %s", group, type(err).__name__)
+
+
+async def progress_push(conversation_id: str, event: dict[str, Any]) -> None:
+    """Send `event` (a dict with a "kind") to every socket watching the conversation."""
+    await group_push(conversation_group(conversation_id), {"type": "chat.progress", **event})

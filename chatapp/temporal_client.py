@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,14 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from temporal_worker.shared import (
+    SA_APPROVAL_PENDING,
     AgentConfig,
+    ApprovalClaimed,
+    ApprovalDecided,
+    ClaimApproval,
+    DecideApproval,
+    PendingApproval,
+    WithdrawApproval,
     CloseConversation,
     ConversationClosed,
     ConversationInput,
@@ -42,6 +50,11 @@ logger = logging.getLogger(__name__)
 
 class ChatRejected(Exception):
     """The workflow refused a request; the message is meant for the user."""
+
+    def __init__(self, message: str, kind: str = "") -> None:
+        super().__init__(message)
+        # The validator's error type ("AlreadyDecided", "StaleArguments", ...).
+        self.kind = kind
 
 
 class TemporalUnavailable(Exception):
@@ -175,6 +188,76 @@ async def _streamed_so_far(
     return {"partial_text": "", "phase": ""}
 
 
+@dataclass
+class PendingListing:
+    items: list[PendingApproval]
+    # Where the time went, for the dashboard benchmark.
+    visibility_seconds: float
+    query_seconds: float
+    workflows: int
+
+
+QUERY_CONCURRENCY = 64
+
+
+async def approvals_pending_list(*, limit: int = 2000) -> PendingListing:
+    """Pending approvals: workflows found through visibility, details from a Query on each."""
+    client = await get_client()
+    started = time.perf_counter()
+    workflow_ids = [
+        execution.id
+        async for execution in client.list_workflows(
+            f'{SA_APPROVAL_PENDING} = true AND ExecutionStatus = "Running"', limit=limit
+        )
+    ]
+    listed = time.perf_counter()
+    gate = asyncio.Semaphore(QUERY_CONCURRENCY)
+
+    async def pending_of(workflow_id: str) -> list[PendingApproval]:
+        async with gate:
+            try:
+                result = await client.get_workflow_handle(workflow_id).query(
+                    ConversationWorkflow.pending_approvals
+                )
+            except Exception as err:  # noqa: BLE001 - one bad workflow must not hide the rest
+                logger.warning("pending approvals query failed for %s: %s", workflow_id, err)
+                return []
+            return result.items
+
+    batches = await asyncio.gather(*(pending_of(wid) for wid in workflow_ids))
+    items = sorted((item for batch in batches for item in batch), key=lambda p: p.requested_at)
+    return PendingListing(
+        items=items,
+        visibility_seconds=listed - started,
+        query_seconds=time.perf_counter() - listed,
+        workflows=len(workflow_ids),
+    )
+
+
+async def approval_get(*, conversation_id: str, call_id: str) -> PendingApproval | None:
+    client = await get_client()
+    handle = client.get_workflow_handle(conversation_workflow_id(conversation_id))
+    try:
+        result = await handle.query(ConversationWorkflow.pending_approvals)
+    except Exception as err:
+        raise _translate(err) from err
+    return next((item for item in result.items if item.call_id == call_id), None)
+
+
+async def approval_decide(*, conversation_id: str, decision: DecideApproval) -> ApprovalDecided:
+    return await _update(conversation_id, ConversationWorkflow.decide_approval, decision)
+
+
+async def approval_claim(*, conversation_id: str, claim: ClaimApproval) -> ApprovalClaimed:
+    return await _update(conversation_id, ConversationWorkflow.claim_approval, claim)
+
+
+async def approval_withdraw(*, conversation_id: str, call_id: str) -> ApprovalDecided:
+    return await _update(
+        conversation_id, ConversationWorkflow.withdraw_approval, WithdrawApproval(call_id=call_id)
+    )
+
+
 async def _update(conversation_id: str, update: Any, arg: Any) -> Any:
     client = await get_client()
     handle = client.get_workflow_handle(conversation_workflow_id(conversation_id))
@@ -186,7 +269,7 @@ async def _update(conversation_id: str, update: Any, arg: Any) -> Any:
 
 def _translate(err: Exception) -> Exception:
     if isinstance(err, WorkflowUpdateFailedError) and isinstance(err.cause, ApplicationError):
-        return ChatRejected(err.cause.message)
+        return ChatRejected(err.cause.message, err.cause.type or "")
     if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
         return ChatRejected("This conversation is no longer running.")
     if isinstance(err, ChatRejected | TemporalUnavailable):

@@ -6,6 +6,7 @@ Every workflow, activity, update and query takes one dataclass and returns one.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -24,11 +25,16 @@ RATE_LIMIT_ERROR = "RateLimitError"
 
 Role = Literal["user", "assistant", "tool", "notice"]
 MessageStatus = Literal["complete", "stopped", "error"]
-ConversationStatus = Literal["idle", "thinking", "closed"]
+ConversationStatus = Literal["idle", "thinking", "waiting_approval", "running_tools", "closed"]
 
 
 def conversation_workflow_id(conversation_id: str) -> str:
     return f"{WORKFLOW_ID_PREFIX}{conversation_id}"
+
+
+def arguments_hash(arguments: str) -> str:
+    """Names the exact arguments a reviewer saw (canonical JSON in, short hex out)."""
+    return hashlib.sha256(arguments.encode()).hexdigest()[:16]
 
 
 def conversation_id_from_workflow_id(workflow_id: str) -> str:

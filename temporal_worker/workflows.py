@@ -7,10 +7,11 @@ to the outside world is an activity, referred to by name from `shared`.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
@@ -18,25 +19,43 @@ with workflow.unsafe.imports_passed_through():
         CONTENT_POLICY_ERROR,
         LLM_ACTIVITY,
         LLM_REQUEST_ERROR,
+        NOTIFY_APPROVAL_ACTIVITY,
         RECORD_NOTICE_ACTIVITY,
+        SA_APPROVAL_PENDING,
+        SA_APPROVAL_REQUESTER,
+        SA_APPROVAL_TOOLS,
         AgentState,
+        ApprovalClaimed,
+        ApprovalDecided,
+        ApprovalEvent,
+        ApprovalEventRecorded,
         ChatMessage,
+        ClaimApproval,
         CloseConversation,
         ConversationClosed,
         ConversationInput,
         ConversationResult,
         ConversationSnapshot,
         ConversationStatus,
+        DecideApproval,
         LlmRequest,
         LlmResult,
         MessageAccepted,
         NoticeRecorded,
         NoticeRequest,
+        PendingApproval,
+        PendingApprovals,
+        PlannedCall,
         RetryAccepted,
         RetryTurn,
         SendMessage,
         StopAnswer,
         StopResult,
+        ToolOutcome,
+        ToolRequest,
+        WithdrawApproval,
+        arguments_hash,
+        tool_activity_name,
     )
 
 LLM_RETRY_POLICY = RetryPolicy(
@@ -51,6 +70,18 @@ LLM_RETRY_POLICY = RetryPolicy(
 LLM_HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 LLM_START_TO_CLOSE = timedelta(minutes=5)
 SEEN_IDS_KEPT = 500
+TOOL_START_TO_CLOSE = timedelta(minutes=2)
+TOOL_RETRY_POLICY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+)
+NOTIFY_START_TO_CLOSE = timedelta(seconds=30)
+DECISIONS_KEPT = 200
+
+APPROVAL_PENDING = SearchAttributeKey.for_bool(SA_APPROVAL_PENDING)
+APPROVAL_TOOLS = SearchAttributeKey.for_keyword_list(SA_APPROVAL_TOOLS)
+APPROVAL_REQUESTER = SearchAttributeKey.for_keyword(SA_APPROVAL_REQUESTER)
 
 NOTICE_TEXT = {
     "content_policy": "The model refused this message under its content policy. "
@@ -78,6 +109,9 @@ class ConversationWorkflow:
         self._run_steps = 0
         # Messages appended since the last activity that mirrors them to the database.
         self._unrecorded: list[ChatMessage] = []
+        # Approvals of the current step, keyed by tool call id.
+        self._pending: dict[str, PendingApproval] = {}
+        self._decisions: dict[str, ApprovalDecided] = {}
 
     # --- run -------------------------------------------------------------------
 
@@ -125,22 +159,11 @@ class ConversationWorkflow:
             result = await self._call_llm()
             if result is None or result.stopped or self._stop_requested:
                 break
-            if not result.tool_calls:
+            if not result.planned_calls:
                 break
-            # Tools arrive with the approvals issue; until then a tool call the
-            # model invents is answered with an error it can react to.
-            for call in result.tool_calls:
-                self._append(
-                    ChatMessage(
-                        id=str(workflow.uuid4()),
-                        seq=self._next_seq(),
-                        role="tool",
-                        content=f'{{"error": "unknown tool {call.name}"}}',
-                        tool_call_id=call.id,
-                        tool_name=call.name,
-                        status="error",
-                    )
-                )
+            await self._run_tools(result)
+            if self._stop_requested:
+                break
         else:
             await self._record_notice("step_limit")
         self._status = "idle"
@@ -193,6 +216,146 @@ class ConversationWorkflow:
             )
         )
         return result
+
+    async def _run_tools(self, result: LlmResult) -> None:
+        """Run every call of one step concurrently; one failure never cancels the others."""
+        self._status = "running_tools"
+        outcomes = await asyncio.gather(
+            *(self._run_call(planned, result.content) for planned in result.planned_calls),
+            return_exceptions=True,
+        )
+        for planned, outcome in zip(result.planned_calls, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                cause = outcome.cause if isinstance(outcome, ActivityError) else outcome
+                outcome = ToolOutcome(
+                    call_id=planned.call.id,
+                    content=json.dumps({"error": f"the tool failed: {cause}"}),
+                    ok=False,
+                )
+            self._append(
+                ChatMessage(
+                    id=str(workflow.uuid4()),
+                    seq=self._next_seq(),
+                    role="tool",
+                    content=outcome.content,
+                    tool_call_id=planned.call.id,
+                    tool_name=planned.call.name,
+                    status="complete" if outcome.ok else "error",
+                )
+            )
+
+    async def _run_call(self, planned: PlannedCall, reason: str) -> ToolOutcome:
+        call = planned.call
+        if planned.error:
+            return ToolOutcome(call.id, json.dumps({"error": planned.error}), ok=False)
+        arguments = planned.arguments
+        if planned.approval is not None:
+            decision = await self._approval_gate(planned, reason)
+            if decision.outcome != "approved":
+                return ToolOutcome(
+                    call.id,
+                    json.dumps(
+                        {
+                            "status": decision.outcome,
+                            "decided_by": decision.decided_by,
+                            "reason": decision.reason,
+                            "action": planned.summary,
+                        }
+                    ),
+                    ok=False,
+                )
+            arguments = decision.arguments
+        return await workflow.execute_activity(
+            tool_activity_name(call.name),
+            ToolRequest(
+                conversation_id=self._inp.conversation_id,
+                workflow_id=workflow.info().workflow_id,
+                call_id=call.id,
+                tool=call.name,
+                arguments=arguments,
+                requester_id=self._inp.owner_id,
+            ),
+            result_type=ToolOutcome,
+            start_to_close_timeout=TOOL_START_TO_CLOSE,
+            retry_policy=TOOL_RETRY_POLICY,
+            summary=planned.summary or call.name,
+        )
+
+    async def _approval_gate(self, planned: PlannedCall, reason: str) -> ApprovalDecided:
+        """Wait for a human (or the deadline) to decide on one call; others run on meanwhile."""
+        assert planned.approval is not None
+        rule = planned.approval
+        call_id = planned.call.id
+        now = workflow.now()
+        pending = PendingApproval(
+            call_id=call_id,
+            conversation_id=self._inp.conversation_id,
+            requester_id=self._inp.owner_id,
+            tool=planned.call.name,
+            arguments=planned.arguments,
+            arguments_hash=arguments_hash(planned.arguments),
+            summary=planned.summary,
+            reason=reason,
+            requested_at=now.isoformat(),
+            deadline=(now + timedelta(seconds=rule.deadline_seconds)).isoformat(),
+            timeout_action=rule.timeout_action,
+        )
+        self._pending[call_id] = pending
+        self._update_approval_attributes()
+        await self._notify(ApprovalEvent(kind="requested", approval=pending))
+
+        waited = 0
+        if 0 < rule.remind_after_seconds < rule.deadline_seconds:
+            if not await self._decision_within(call_id, rule.remind_after_seconds):
+                pending.reminded = True
+                await self._notify(ApprovalEvent(kind="reminder", approval=pending))
+            waited = rule.remind_after_seconds
+        if call_id not in self._decisions and not await self._decision_within(
+            call_id, rule.deadline_seconds - waited
+        ):
+            self._decisions[call_id] = ApprovalDecided(
+                call_id=call_id,
+                outcome="approved" if rule.timeout_action == "approve" else "rejected",
+                decided_by="system",
+                decided_by_id=0,
+                decided_at=workflow.now().isoformat(),
+                reason="No reviewer decided before the deadline; the policy's default applied.",
+                arguments=pending.arguments,
+                by_system=True,
+            )
+        decision = self._decisions[call_id]
+        del self._pending[call_id]
+        self._update_approval_attributes()
+        await self._notify(ApprovalEvent(kind="decided", approval=pending, decision=decision))
+        return decision
+
+    async def _decision_within(self, call_id: str, seconds: int) -> bool:
+        # wait_condition raises TimeoutError on expiry; it never returns False.
+        try:
+            await workflow.wait_condition(
+                lambda: call_id in self._decisions, timeout=timedelta(seconds=seconds)
+            )
+        except TimeoutError:
+            return False
+        return True
+
+    async def _notify(self, event: ApprovalEvent) -> None:
+        await workflow.execute_activity(
+            NOTIFY_APPROVAL_ACTIVITY,
+            event,
+            result_type=ApprovalEventRecorded,
+            start_to_close_timeout=NOTIFY_START_TO_CLOSE,
+        )
+
+    def _update_approval_attributes(self) -> None:
+        workflow.upsert_search_attributes(
+            [
+                APPROVAL_PENDING.value_set(bool(self._pending)),
+                APPROVAL_TOOLS.value_set(sorted({p.tool for p in self._pending.values()})),
+                APPROVAL_REQUESTER.value_set(str(self._inp.owner_id)),
+            ]
+        )
+        self._status = "waiting_approval" if self._pending else "running_tools"
 
     def _failure_kind(self, err: ActivityError) -> str:
         cause = err.cause
@@ -324,7 +487,104 @@ class ConversationWorkflow:
         if self._state.closed:
             raise ApplicationError("This conversation is already archived.")
 
+    @workflow.update
+    def decide_approval(self, req: DecideApproval) -> ApprovalDecided:
+        pending = self._pending[req.call_id]
+        decided = ApprovalDecided(
+            call_id=req.call_id,
+            outcome="approved" if req.action == "approve" else "rejected",
+            decided_by=req.reviewer,
+            decided_by_id=req.reviewer_id,
+            decided_at=workflow.now().isoformat(),
+            reason=req.reason.strip(),
+            arguments=req.edited_arguments or pending.arguments,
+            edited=bool(req.edited_arguments) and req.edited_arguments != pending.arguments,
+        )
+        self._record_decision(decided)
+        return decided
+
+    @decide_approval.validator
+    def _validate_decide_approval(self, req: DecideApproval) -> None:
+        pending = self._pending_or_refuse(req.call_id)
+        if req.reviewer_id == self._inp.owner_id:
+            raise ApplicationError("You cannot decide on your own request.", type="OwnRequest")
+        if pending.claimed_by_id and pending.claimed_by_id != req.reviewer_id:
+            raise ApplicationError(
+                f"{pending.claimed_by} has claimed this request.", type="Claimed"
+            )
+        if req.arguments_hash != pending.arguments_hash:
+            raise ApplicationError(
+                "The arguments changed since you loaded them; reload and decide again.",
+                type="StaleArguments",
+            )
+        if req.action not in ("approve", "reject"):
+            raise ApplicationError("A decision is approve or reject.")
+        if req.action == "reject" and not req.reason.strip():
+            raise ApplicationError("A rejection needs a reason for the agent and the user.")
+        if req.edited_arguments and req.action != "approve":
+            raise ApplicationError("Edited arguments can only be approved.")
+
+    @workflow.update
+    def claim_approval(self, req: ClaimApproval) -> ApprovalClaimed:
+        pending = self._pending[req.call_id]
+        pending.claimed_by_id = req.reviewer_id
+        pending.claimed_by = req.reviewer
+        return ApprovalClaimed(call_id=req.call_id, claimed_by=req.reviewer)
+
+    @claim_approval.validator
+    def _validate_claim_approval(self, req: ClaimApproval) -> None:
+        pending = self._pending_or_refuse(req.call_id)
+        if req.reviewer_id == self._inp.owner_id:
+            raise ApplicationError("You cannot review your own request.", type="OwnRequest")
+        if pending.claimed_by_id and pending.claimed_by_id != req.reviewer_id:
+            raise ApplicationError(f"Already claimed by {pending.claimed_by}.", type="Claimed")
+
+    @workflow.update
+    def withdraw_approval(self, req: WithdrawApproval) -> ApprovalDecided:
+        decided = ApprovalDecided(
+            call_id=req.call_id,
+            outcome="withdrawn",
+            decided_by="requester",
+            decided_by_id=self._inp.owner_id,
+            decided_at=workflow.now().isoformat(),
+            reason="Withdrawn by the user.",
+            arguments=self._pending[req.call_id].arguments,
+        )
+        self._record_decision(decided)
+        return decided
+
+    @withdraw_approval.validator
+    def _validate_withdraw_approval(self, req: WithdrawApproval) -> None:
+        self._pending_or_refuse(req.call_id)
+
+    def _pending_or_refuse(self, call_id: str) -> PendingApproval:
+        decided = self._decisions.get(call_id)
+        if decided is not None:
+            raise ApplicationError(
+                f"Already {decided.outcome} by {decided.decided_by} at {decided.decided_at}.",
+                type="AlreadyDecided",
+            )
+        pending = self._pending.get(call_id)
+        if pending is None:
+            raise ApplicationError("No pending approval has this id.", type="UnknownApproval")
+        if workflow.now() >= datetime.fromisoformat(pending.deadline):
+            raise ApplicationError("This approval has expired.", type="Expired")
+        return pending
+
+    def _record_decision(self, decided: ApprovalDecided) -> None:
+        self._decisions[decided.call_id] = decided
+        if len(self._decisions) > DECISIONS_KEPT:
+            oldest = next(iter(self._decisions))
+            if oldest not in self._pending:
+                del self._decisions[oldest]
+
     # --- queries ---------------------------------------------------------------
+
+    @workflow.query
+    def pending_approvals(self) -> PendingApprovals:
+        return PendingApprovals(
+            conversation_id=self._inp.conversation_id, items=list(self._pending.values())
+        )
 
     @workflow.query
     def snapshot(self) -> ConversationSnapshot:

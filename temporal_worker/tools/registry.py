@@ -7,7 +7,6 @@ arguments and a reviewer's edits. No Django here: implementations import it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import typing
 from collections.abc import Awaitable, Callable
@@ -117,10 +116,6 @@ def canonical_json(value: Any) -> str:
 
 def canonical_arguments(args: BaseModel) -> str:
     return canonical_json(args.model_dump(mode="json"))
-
-
-def arguments_hash(arguments: str) -> str:
-    return hashlib.sha256(arguments.encode()).hexdigest()[:16]
 
 
 def openai_tools() -> list[dict[str, Any]]:

@@ -1,0 +1,53 @@
+"""Which tool calls wait for a human: the admin's policy, or the default for the tool's kind."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from reviews.models import ApprovalPolicy
+from temporal_worker.shared import ApprovalRule, ToolKind
+
+DEFAULT_DEADLINE_SECONDS = 24 * 3600
+
+
+async def approval_rule_for(
+    *, tool: str, kind: ToolKind, threshold_argument: str | None, arguments: dict[str, Any]
+) -> ApprovalRule | None:
+    """The rule for this call, or None when it runs without asking."""
+    policy = await ApprovalPolicy.objects.filter(tool_name=tool).afirst()
+    if policy is None:
+        # Read tools run freely; anything that writes asks a human by default.
+        if kind == "read":
+            return None
+        return ApprovalRule(
+            deadline_seconds=DEFAULT_DEADLINE_SECONDS,
+            timeout_action="reject",
+            remind_after_seconds=DEFAULT_DEADLINE_SECONDS // 2,
+            description="write tools always need approval (default)",
+        )
+    if policy.mode == ApprovalPolicy.Mode.NEVER:
+        return None
+    if policy.mode == ApprovalPolicy.Mode.ABOVE:
+        if not _exceeds(arguments.get(threshold_argument or ""), policy.threshold):
+            return None
+        description = f"{threshold_argument} above {policy.threshold}"
+    else:
+        description = "always needs approval"
+    share = float(policy.remind_at_share)
+    return ApprovalRule(
+        deadline_seconds=policy.deadline_seconds,
+        timeout_action="approve" if policy.timeout_action == "approve" else "reject",
+        remind_after_seconds=int(policy.deadline_seconds * share) if 0 < share < 1 else 0,
+        description=description,
+    )
+
+
+def _exceeds(value: Any, threshold: Decimal | None) -> bool:
+    if threshold is None:
+        return True
+    try:
+        return Decimal(str(value)) > threshold
+    except (InvalidOperation, ValueError):
+        # An argument we cannot compare is treated as over the threshold: ask a human.
+        return True
