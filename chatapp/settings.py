@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "chatapp",
     "reviews",
+    "shop",
 ]
 
 MIDDLEWARE = [
@@ -143,6 +144,7 @@ LOGGING = {
         "temporalio": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
     },
 }
 
@@ -168,3 +170,7 @@ SCRIPTED_MODEL = not OPENAI_API_KEY
 
 # --- Chat limits ----------------------------------------------------------
 CHAT_MESSAGE_MAX_CHARS = env.int("CHAT_MESSAGE_MAX_CHARS", default=8000)
+
+# --- Tests only ------------------------------------------------------------
+# Tool names whose first attempt raises after its write took effect (proves retries write once).
+TOOL_FAIL_AFTER_WRITE: set[str] = set()

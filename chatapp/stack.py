@@ -26,15 +26,11 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 
-# Custom search attributes the product queries (the reviewer dashboard's visibility
-# query and the conversation lookups); registered when the dev server starts.
-SEARCH_ATTRIBUTES: dict[str, str] = {
-    "ConversationId": "Keyword",
-    "ApprovalStatus": "Keyword",
-    "ApprovalTool": "Keyword",
-    "ApprovalRequester": "Keyword",
-    "ApprovalPending": "Bool",
-}
+from temporal_worker import shared
+
+# Custom search attributes the workflows upsert and the reviewer dashboard queries
+# (one list, in temporal_worker.shared); registered when the dev server starts.
+SEARCH_ATTRIBUTES: dict[str, str] = dict(shared.SEARCH_ATTRIBUTES)
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 STOP_TIMEOUT_SECONDS = 10.0
@@ -206,7 +202,7 @@ def wait_for_http(
     while True:
         _check_alive(proc, what)
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - local URL
+            with urllib.request.urlopen(url, timeout=2) as response:
                 if 200 <= response.status < 300:
                     return
                 last_error = f"HTTP {response.status}"
@@ -221,11 +217,11 @@ async def temporal_connect(
     address: str,
     *,
     namespace: str = "default",
-    timeout: float = 30.0,
+    wait_seconds: float = 30.0,
     proc: subprocess.Popen[bytes] | None = None,
 ) -> Client:
-    """Connect to Temporal, retrying until it answers or `timeout` passes."""
-    deadline = time.monotonic() + timeout
+    """Connect to Temporal, retrying until it answers or `wait_seconds` pass."""
+    deadline = time.monotonic() + wait_seconds
     while True:
         _check_alive(proc, "the Temporal dev server")
         remaining = deadline - time.monotonic()
@@ -236,7 +232,7 @@ async def temporal_connect(
         except Exception as err:
             if time.monotonic() > deadline:
                 raise StackError(
-                    f"Temporal at {address} did not answer within {timeout:.0f}s: {err}"
+                    f"Temporal at {address} did not answer within {wait_seconds:.0f}s: {err}"
                 ) from err
         await asyncio.sleep(0.25)
 
@@ -264,5 +260,5 @@ async def search_attributes_ensure(
 
 
 def _snake_upper(kind: str) -> str:
-    """"KeywordList" -> "KEYWORD_LIST"."""
+    """Turn "KeywordList" into "KEYWORD_LIST"."""
     return "".join(f"_{c}" if c.isupper() and i else c for i, c in enumerate(kind)).upper()

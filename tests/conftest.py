@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 
 from chatapp import temporal_client
 from temporal_worker.scripted_model import ScriptedModelServer, start_scripted_model
+from temporal_worker.shared import SEARCH_ATTRIBUTES
 from temporal_worker.worker import build_worker
 
 BIN = Path(sys.executable).parent
@@ -34,6 +35,11 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=_binary("temporal"),
         dev_server_log_level="error",
+        dev_server_extra_args=[
+            arg
+            for name, kind in SEARCH_ATTRIBUTES.items()
+            for arg in ("--search-attribute", f"{name}={kind}")
+        ],
     )
     try:
         yield env
