@@ -25,7 +25,7 @@ setup: venv
 run: setup
 	$(PY) manage.py serve
 
-test: venv
+test: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: venv
