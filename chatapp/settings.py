@@ -124,6 +124,7 @@ STORAGES = {
 }
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Shop support <support@shop.example>")
 
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -176,3 +177,7 @@ CHAT_MESSAGE_MAX_CHARS = env.int("CHAT_MESSAGE_MAX_CHARS", default=8000)
 # --- Tests only ------------------------------------------------------------
 # Tool names whose first attempt raises after its write took effect (proves retries write once).
 TOOL_FAIL_AFTER_WRITE: set[str] = set()
+
+# --- Reviews --------------------------------------------------------------
+# Reviewers' addresses that also get the reminder when an approval waits long.
+APPROVAL_REMINDER_EMAILS = env.list("APPROVAL_REMINDER_EMAILS", default=[])

@@ -7,12 +7,14 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from temporal_worker.activities.approvals import notify_approval
 from temporal_worker.activities.llm import call_llm
 from temporal_worker.activities.notices import record_notice
+from temporal_worker.activities.tools import TOOL_ACTIVITIES
 from temporal_worker.workflows import ConversationWorkflow
 
 WORKFLOWS = [ConversationWorkflow]
-ACTIVITIES = [call_llm, record_notice]
+ACTIVITIES = [call_llm, record_notice, notify_approval, *TOOL_ACTIVITIES]
 
 
 def build_worker(

@@ -22,6 +22,8 @@ from temporalio.exceptions import ApplicationError
 from chatapp.progress import progress_push
 from chatapp.services import messages_record
 from temporal_worker import llm_gateway, prompts
+from temporal_worker.tools.planner import plan_calls
+from temporal_worker.tools.registry import openai_tools
 from temporal_worker.shared import (
     CONTENT_POLICY_ERROR,
     LLM_ACTIVITY,
@@ -30,6 +32,7 @@ from temporal_worker.shared import (
     ChatMessage,
     LlmRequest,
     LlmResult,
+    PlannedCall,
 )
 
 HEARTBEAT_EVERY_SECONDS = 1.0
@@ -108,7 +111,7 @@ async def call_llm(req: LlmRequest) -> LlmResult:
         completion = await llm_gateway.stream_completion(
             llm_settings(),
             llm_gateway.to_openai_messages(prompt.text, req.context),
-            tools=None,
+            tools=openai_tools(),
             on_delta=stream.add,
         )
     except asyncio.CancelledError:
@@ -159,6 +162,7 @@ async def call_llm(req: LlmRequest) -> LlmResult:
         tool_calls=completion.tool_calls,
         model=completion.model,
         finish_reason=completion.finish_reason,
+        planned_calls=await plan_calls(completion.tool_calls),
     )
 
 
@@ -172,6 +176,7 @@ async def _finish(
     tool_calls: list[Any] | None = None,
     model: str = "",
     finish_reason: str = "",
+    planned_calls: list[PlannedCall] | None = None,
 ) -> LlmResult:
     result = LlmResult(
         reply_id=req.reply_id,
@@ -181,6 +186,7 @@ async def _finish(
         model=model,
         finish_reason="stopped" if stopped else finish_reason,
         stopped=stopped,
+        planned_calls=planned_calls or [],
     )
     reply = ChatMessage(
         id=req.reply_id,

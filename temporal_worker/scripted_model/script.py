@@ -204,8 +204,15 @@ def reply_for(
 
     calls = _phrase_calls(messages, strip_directives(user_text), offered_tool_names(tools))
     if calls:
-        return ScriptedReply(content=None, tool_calls=calls)
+        return ScriptedReply(content=_tool_preamble(user_text, calls), tool_calls=calls)
     return ScriptedReply(content=_plain_reply(user_text, len(offered_tool_names(tools))))
+
+
+def _tool_preamble(user_text: str, calls: Sequence[ScriptedToolCall]) -> str:
+    """What a real model says alongside tool calls: reviewers see it as the agent's reason."""
+    names = ", ".join(f"`{call.name}`" for call in calls)
+    asked = _truncate(strip_directives(user_text), _QUOTE_LIMIT)
+    return f"You asked: “{asked}”. To do that I will call {names}."
 
 
 def _loop_step(

@@ -1,0 +1,70 @@
+"""Tool activities: one per registered tool, named `tool.<name>`, so the history names each call.
+
+Arguments are validated again here, because a reviewer may have edited them. A
+refusal the model should hear about (bad arguments, a `ToolError`) is a failed
+`ToolOutcome`, never retried; any other exception fails the attempt and Temporal
+retries it, which the write tools' idempotency keys make safe.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+
+from temporalio import activity
+
+from temporal_worker.shared import ToolOutcome, ToolRequest, tool_activity_name
+from temporal_worker.tools import shop_tools
+from temporal_worker.tools.registry import (
+    TOOLS,
+    ToolArgumentsError,
+    ToolContext,
+    ToolDefinition,
+    ToolError,
+)
+
+# Importing a tool module is what declares its tools.
+TOOL_MODULES = [shop_tools]
+
+ToolActivity = Callable[[ToolRequest], Awaitable[ToolOutcome]]
+
+
+def _refused(req: ToolRequest, message: str) -> ToolOutcome:
+    return ToolOutcome(
+        call_id=req.call_id, content=json.dumps({"error": message}, ensure_ascii=False), ok=False
+    )
+
+
+async def tool_run(definition: ToolDefinition, req: ToolRequest) -> ToolOutcome:
+    if req.tool != definition.name:
+        return _refused(req, f"the {definition.name} activity cannot run {req.tool!r}")
+    try:
+        args = definition.validate(req.arguments)
+    except ToolArgumentsError as err:
+        return _refused(req, str(err))
+    ctx = ToolContext(
+        conversation_id=req.conversation_id,
+        workflow_id=req.workflow_id,
+        call_id=req.call_id,
+        requester_id=req.requester_id,
+        attempt=activity.info().attempt,
+    )
+    try:
+        result = await definition.implementation(args, ctx)
+    except ToolError as err:
+        return _refused(req, str(err))
+    return ToolOutcome(
+        call_id=req.call_id, content=json.dumps(result, default=str, ensure_ascii=False)
+    )
+
+
+def _tool_activity(definition: ToolDefinition) -> ToolActivity:
+    async def run_tool(req: ToolRequest) -> ToolOutcome:
+        return await tool_run(definition, req)
+
+    run_tool.__name__ = run_tool.__qualname__ = f"tool_{definition.name}"
+    run_tool.__doc__ = f"Run the {definition.name} tool once; safe to retry."
+    return activity.defn(name=tool_activity_name(definition.name))(run_tool)
+
+
+TOOL_ACTIVITIES: list[ToolActivity] = [_tool_activity(d) for d in TOOLS.values()]
