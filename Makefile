@@ -21,6 +21,7 @@ setup: venv
 	mkdir -p var
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
+	$(PY) manage.py collectstatic --noinput -v0
 
 run: setup
 	$(PY) manage.py serve

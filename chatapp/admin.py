@@ -10,7 +10,8 @@ from chatapp.models import Conversation, Message
 
 
 def temporal_ui_link(workflow_id: str) -> SafeString:
-    url = f"{settings.TEMPORAL_UI_URL}/namespaces/{settings.TEMPORAL_NAMESPACE}/workflows/{workflow_id}"
+    namespace = settings.TEMPORAL_NAMESPACE
+    url = f"{settings.TEMPORAL_UI_URL}/namespaces/{namespace}/workflows/{workflow_id}"
     return format_html('<a href="{}" target="_blank" rel="noopener">{} ↗</a>', url, workflow_id)
 
 
@@ -52,7 +53,15 @@ class ConversationAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(ReadOnlyMirrorMixin, admin.ModelAdmin):
-    list_display = ("conversation", "seq", "role", "status", "short_content", "prompt_version", "created_at")
+    list_display = (
+        "conversation",
+        "seq",
+        "role",
+        "status",
+        "short_content",
+        "prompt_version",
+        "created_at",
+    )
     list_filter = ("role", "status", "prompt_version")
     search_fields = ("conversation__id", "content")
     readonly_fields = [f.name for f in Message._meta.fields] + ["workflow"]

@@ -10,7 +10,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 
-from chatapp import selectors
+from chatapp import selectors, temporal_client
 from chatapp.progress import conversation_group
 from chatapp.selectors import ConversationNotFound
 
@@ -42,6 +42,22 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.group = conversation_group(self.conversation_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        """The page was rendered a moment ago: send what changed before we joined."""
+        live = await temporal_client.conversation_live_state(conversation_id=self.conversation_id)
+        if live is not None and live.status == "thinking":
+            if live.partial_text:
+                await self.chat_progress(
+                    {"kind": "snapshot", "reply_id": live.reply_id, "text": live.partial_text}
+                )
+            return
+        latest = await selectors.message_latest(conversation_id=self.conversation_id)
+        if latest is not None and latest.role in ("assistant", "notice"):
+            await self.chat_progress(
+                {"kind": "message", "message_id": str(latest.id), "final": True}
+            )
 
     async def disconnect(self, code: int) -> None:
         if self.group:
@@ -76,8 +92,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 parts.append(
                     render_to_string(
                         "chat/_status.html",
-                        {"status": "thinking", "label": event.get("label", ""), "oob": True,
-                         "conversation_id": self.conversation_id},
+                        {
+                            "status": "thinking",
+                            "label": event.get("label", ""),
+                            "oob": True,
+                            "conversation_id": self.conversation_id,
+                        },
                     )
                 )
             return "".join(parts)
@@ -93,13 +113,38 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 ),
                 '<div id="live-reply" hx-swap-oob="true"></div>',
             ]
-            if event.get("final"):
-                parts.append(
-                    render_to_string(
-                        "chat/_status.html",
-                        {"status": "idle", "oob": True, "conversation_id": self.conversation_id},
-                    )
+            status = (
+                {"status": "idle"}
+                if event.get("final")
+                else {"status": "working", "label": "Running the agent's tools…"}
+            )
+            parts.append(
+                render_to_string(
+                    "chat/_status.html",
+                    {**status, "oob": True, "conversation_id": self.conversation_id},
                 )
+            )
             return "".join(parts)
+        if kind in ("approval_requested", "approval_claimed", "approval_reminder"):
+            approval = await selectors.approval_for_conversation(
+                conversation_id=self.conversation_id, call_id=event["call_id"]
+            )
+            if approval is None or approval.status != "pending":
+                return ""
+            card = render_to_string("chat/_approval_card.html", {"approval": approval})
+            # Appended, then de-duplicated by id in the browser (chat.js): an upsert.
+            return format_html('<div hx-swap-oob="beforeend:#approvals">{}</div>', card)
+        if kind == "approval_decided":
+            approval = await selectors.approval_for_conversation(
+                conversation_id=self.conversation_id, call_id=event["call_id"]
+            )
+            if approval is None:
+                return ""
+            return format_html(
+                '<div id="approval-{}" hx-swap-oob="delete"></div>'
+                '<div hx-swap-oob="beforeend:#transcript">{}</div>',
+                approval.call_id,
+                render_to_string("chat/_approval_outcome.html", {"approval": approval}),
+            )
         logger.debug("ignoring progress event of kind %s", kind)
         return ""

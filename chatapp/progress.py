@@ -29,7 +29,7 @@ async def group_push(group: str, message: dict[str, Any]) -> None:
         return
     try:
         await asyncio.wait_for(layer.group_send(group, message), timeout=PUSH_TIMEOUT_SECONDS)
-    except Exception as err:  # noqa: BLE001 - any layer failure only costs liveness
+    except Exception as err:
         logger.warning("push to %s failed: %s", group, type(err).__name__)
 
 

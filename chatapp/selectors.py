@@ -7,6 +7,7 @@ import uuid
 from django.contrib.auth.models import AbstractBaseUser
 
 from chatapp.models import Conversation, Message
+from reviews.models import Approval
 
 
 class ConversationNotFound(Exception):
@@ -33,5 +34,28 @@ async def message_list(*, conversation: Conversation) -> list[Message]:
     return [m async for m in Message.objects.filter(conversation=conversation).order_by("seq")]
 
 
+async def message_latest(*, conversation_id: str) -> Message | None:
+    return await Message.objects.filter(conversation_id=conversation_id).order_by("-seq").afirst()
+
+
 async def message_get(*, message_id: uuid.UUID) -> Message | None:
     return await Message.objects.filter(id=message_id).select_related("conversation").afirst()
+
+
+async def approval_list_for_conversation(
+    *, conversation: Conversation, pending_only: bool = False
+) -> list[Approval]:
+    qs = Approval.objects.filter(conversation=conversation).select_related(
+        "decided_by", "claimed_by"
+    )
+    if pending_only:
+        qs = qs.filter(status=Approval.Status.PENDING)
+    return [a async for a in qs.order_by("requested_at")]
+
+
+async def approval_for_conversation(*, conversation_id: str, call_id: str) -> Approval | None:
+    return (
+        await Approval.objects.filter(conversation_id=conversation_id, call_id=call_id)
+        .select_related("decided_by", "claimed_by")
+        .afirst()
+    )

@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
 from django.utils import timezone
 
 from chatapp import temporal_client
@@ -64,6 +63,10 @@ async def message_send(
         if created:
             await conversation.adelete()
         raise
+    # Temporal answers a repeated update id with the first result, so a retried
+    # request is recognised by the row the first one wrote.
+    if await Message.objects.filter(id=message_id).aexists():
+        accepted.duplicate = True
     await messages_record(
         conversation_id=str(conversation.id),
         messages=[ChatMessage(id=str(message_id), seq=accepted.seq, role="user", content=text)],
@@ -115,6 +118,14 @@ async def turn_retry(
     await temporal_client.turn_retry(conversation_id=str(conversation.id), notice_id=str(notice_id))
 
 
+async def approval_withdraw(
+    *, user: AbstractBaseUser, conversation_id: uuid.UUID, call_id: str
+) -> None:
+    """The user takes back an action that still waits for a reviewer."""
+    conversation = await conversation_get_for_owner(user=user, conversation_id=conversation_id)
+    await temporal_client.approval_withdraw(conversation_id=str(conversation.id), call_id=call_id)
+
+
 async def conversation_rename(
     *, user: AbstractBaseUser, conversation_id: uuid.UUID, title: str
 ) -> Conversation:
@@ -134,34 +145,3 @@ async def conversation_archive(
         conversation.archived_at = timezone.now()
         await conversation.asave(update_fields=["archived_at"])
     return conversation
-
-
-def demo_users_ensure(*, password: str) -> list[str]:
-    """Create the demo end user, reviewer and admin if missing (idempotent)."""
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Group, Permission
-
-    user_model = get_user_model()
-    created = []
-    with transaction.atomic():
-        reviewers, _ = Group.objects.get_or_create(name="Reviewers")
-        perm = Permission.objects.filter(codename="review_approvals").first()
-        if perm:
-            reviewers.permissions.add(perm)
-        for username, staff, superuser, groups in (
-            ("alice", False, False, []),
-            ("rita", False, False, [reviewers]),
-            ("admin", True, True, []),
-        ):
-            user, was_created = user_model.objects.get_or_create(
-                username=username,
-                defaults={"is_staff": staff, "is_superuser": superuser,
-                          "email": f"{username}@example.com"},
-            )
-            if was_created:
-                user.set_password(password)
-                user.save()
-                created.append(username)
-            for group in groups:
-                user.groups.add(group)
-    return created

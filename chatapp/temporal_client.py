@@ -7,6 +7,7 @@ back as `ChatRejected` (a validator said no: show the reason) or `TemporalUnavai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -28,19 +29,19 @@ from temporal_worker.shared import (
     ApprovalClaimed,
     ApprovalDecided,
     ClaimApproval,
-    DecideApproval,
-    PendingApproval,
-    WithdrawApproval,
     CloseConversation,
     ConversationClosed,
     ConversationInput,
     ConversationSnapshot,
+    DecideApproval,
     MessageAccepted,
+    PendingApproval,
     RetryAccepted,
     RetryTurn,
     SendMessage,
     StopAnswer,
     StopResult,
+    WithdrawApproval,
     conversation_workflow_id,
 )
 from temporal_worker.workflows import ConversationWorkflow
@@ -124,9 +125,13 @@ async def message_send(
             id=message_id,
             start_workflow_operation=start,
         )
-    except WorkflowAlreadyStartedError as err:
-        raise ChatRejected("This conversation is archived; start a new one.") from err
     except Exception as err:
+        # The start operation carries the same error; read it so asyncio does not
+        # report it as never retrieved.
+        with contextlib.suppress(Exception):
+            await start.workflow_handle()
+        if isinstance(err, WorkflowAlreadyStartedError):
+            raise ChatRejected("This conversation is archived; start a new one.") from err
         raise _translate(err) from err
 
 
@@ -153,7 +158,7 @@ async def conversation_close(*, conversation_id: str) -> ConversationClosed | No
 async def conversation_live_state(*, conversation_id: str) -> LiveState | None:
     """What the agent is doing now, with the reply streamed so far (from the last heartbeat).
 
-    None when the workflow is not running (never started, archived, or Temporal is down).
+    None when there is no workflow to ask (never started, or Temporal is down).
     """
     client = await get_client()
     handle = client.get_workflow_handle(conversation_workflow_id(conversation_id))
@@ -161,7 +166,7 @@ async def conversation_live_state(*, conversation_id: str) -> LiveState | None:
         snapshot, description = await asyncio.gather(
             handle.query(ConversationWorkflow.snapshot), handle.describe()
         )
-    except Exception as err:  # noqa: BLE001 - a page still renders from the database
+    except Exception as err:
         logger.info("no live state for %s: %s", conversation_id, type(err).__name__)
         return None
     return LiveState(
@@ -219,7 +224,7 @@ async def approvals_pending_list(*, limit: int = 2000) -> PendingListing:
                 result = await client.get_workflow_handle(workflow_id).query(
                     ConversationWorkflow.pending_approvals
                 )
-            except Exception as err:  # noqa: BLE001 - one bad workflow must not hide the rest
+            except Exception as err:
                 logger.warning("pending approvals query failed for %s: %s", workflow_id, err)
                 return []
             return result.items

@@ -59,11 +59,14 @@ async def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) 
     live = None
     if not conversation.is_archived:
         live = await temporal_client.conversation_live_state(conversation_id=str(conversation.id))
+    approvals = await selectors.approval_list_for_conversation(conversation=conversation)
     context = await _page_context(
         request,
         conversation=conversation,
         messages=await selectors.message_list(conversation=conversation),
         live=live,
+        pending_approvals=[a for a in approvals if a.status == "pending"],
+        approvals_by_call={a.call_id: a for a in approvals},
         form=_new_message_form(conversation.id),
     )
     return TemplateResponse(request, "chat/conversation.html", context)
@@ -141,6 +144,22 @@ async def turn_retry(
     except (temporal_client.ChatRejected, temporal_client.TemporalUnavailable) as err:
         return _flash(request, str(err))
     return _flash(request, "Trying again…", level="info")
+
+
+@require_POST
+@login_required
+async def approval_withdraw(
+    request: HttpRequest, conversation_id: uuid.UUID, call_id: str
+) -> HttpResponse:
+    try:
+        await services.approval_withdraw(
+            user=await request.auser(), conversation_id=conversation_id, call_id=call_id
+        )
+    except ConversationNotFound as err:
+        raise Http404("No such conversation.") from err
+    except (temporal_client.ChatRejected, temporal_client.TemporalUnavailable) as err:
+        return _flash(request, str(err))
+    return _flash(request, "Withdrawn: the agent will not do it.", level="info")
 
 
 @require_POST

@@ -73,6 +73,11 @@ class AgentConfig:
     max_steps_per_turn: int = 12
     # Belt and braces beside is_continue_as_new_suggested(): agent steps per run.
     steps_per_run: int = 200
+    # The model sees at most this much of the conversation (the transcript keeps all).
+    context_max_messages: int = 60
+    context_max_tokens: int = 24_000
+    # Longer tool results reach the model (and the history) truncated, with a note.
+    tool_result_max_chars: int = 16_000
 
 
 @dataclass

@@ -15,6 +15,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
+    from temporal_worker.context import trim_context
     from temporal_worker.shared import (
         CONTENT_POLICY_ERROR,
         LLM_ACTIVITY,
@@ -136,6 +137,9 @@ class ConversationWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self._state.closed:
                     self._state.runs += 1
+                    # The next run needs only what the model may still see; the
+                    # database keeps the whole transcript.
+                    self._state.context = self._model_context()
                     workflow.continue_as_new(
                         ConversationInput(
                             conversation_id=inp.conversation_id,
@@ -178,7 +182,7 @@ class ConversationWorkflow:
             conversation_id=self._inp.conversation_id,
             reply_id=self._reply_id,
             reply_seq=reply_seq,
-            context=[m for m in self._state.context if m.in_context],
+            context=self._model_context(),
             new_messages=self._take_unrecorded(),
             run_id=workflow.info().run_id,
         )
@@ -392,6 +396,14 @@ class ConversationWorkflow:
             ),
             result_type=NoticeRecorded,
             start_to_close_timeout=timedelta(seconds=30),
+        )
+
+    def _model_context(self) -> list[ChatMessage]:
+        config = self._inp.config
+        return trim_context(
+            self._state.context,
+            max_messages=config.context_max_messages,
+            max_tokens=config.context_max_tokens,
         )
 
     def _should_continue_as_new(self) -> bool:

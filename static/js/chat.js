@@ -30,7 +30,7 @@
   // keep the newest copy of each id.
   function dedupeTranscript() {
     var seen = {};
-    var items = document.querySelectorAll("#transcript > article[id]");
+    var items = document.querySelectorAll("#transcript > article[id], #approvals > [id]");
     for (var i = items.length - 1; i >= 0; i--) {
       if (seen[items[i].id]) items[i].remove();
       else seen[items[i].id] = true;

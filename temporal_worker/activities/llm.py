@@ -116,8 +116,10 @@ async def call_llm(req: LlmRequest) -> LlmResult:
         )
     except asyncio.CancelledError:
         details = activity.cancellation_details()
-        if details is None or not details.cancel_requested:
-            raise  # worker shutdown or heartbeat timeout: let Temporal retry elsewhere
+        if details is None or not details.cancel_requested or not stream.text:
+            # Worker shutdown or heartbeat timeout: Temporal retries elsewhere. Stopped
+            # before the first token: the workflow records a retryable notice instead.
+            raise
         return await _finish(req, stream, prompt.version_id, stopped=True)
     except openai.RateLimitError as err:
         retry_after = _retry_after_seconds(err)

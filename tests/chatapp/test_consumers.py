@@ -1,0 +1,156 @@
+"""The conversation websocket, through the real ASGI stack (origin check, session auth)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AbstractBaseUser
+from django.test import Client
+
+from chatapp import services
+from chatapp.asgi import application
+from chatapp.models import Conversation, Message
+from chatapp.progress import progress_push
+from tests.factories import auser_create
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+GOOD_ORIGIN = b"http://127.0.0.1:8000"
+RECEIVE_TIMEOUT = 10.0
+STREAM_TARGET = re.compile(r'hx-swap-oob="beforeend:#stream-([0-9a-f-]{36})"')
+
+
+async def session_cookie(user: AbstractBaseUser) -> str:
+    client = Client()
+    await sync_to_async(client.force_login)(user)
+    return client.cookies["sessionid"].value
+
+
+def communicator(
+    conversation_id: uuid.UUID | str, *, cookie: str | None, origin: bytes = GOOD_ORIGIN
+) -> WebsocketCommunicator:
+    headers = [(b"origin", origin), (b"host", b"127.0.0.1:8000")]
+    if cookie is not None:
+        headers.append((b"cookie", f"sessionid={cookie}".encode()))
+    return WebsocketCommunicator(application, f"/ws/c/{conversation_id}/", headers=headers)
+
+
+@pytest_asyncio.fixture
+async def owner() -> AbstractBaseUser:
+    return await auser_create()
+
+
+@pytest_asyncio.fixture
+async def conversation(owner: AbstractBaseUser) -> Conversation:
+    return await Conversation.objects.acreate(owner=owner, title="Socket test")
+
+
+@pytest_asyncio.fixture
+async def owner_socket(
+    owner: AbstractBaseUser, conversation: Conversation
+) -> AsyncIterator[WebsocketCommunicator]:
+    socket = communicator(conversation.id, cookie=await session_cookie(owner))
+    connected, _ = await socket.connect()
+    assert connected
+    try:
+        yield socket
+    finally:
+        await socket.disconnect()
+
+
+async def test_owner_receives_token_deltas_before_the_final_message(
+    worker: object,
+    owner: AbstractBaseUser,
+    conversation: Conversation,
+    owner_socket: WebsocketCommunicator,
+) -> None:
+    await services.message_send(
+        user=owner,
+        conversation_id=conversation.id,
+        message_id=uuid.uuid4(),
+        text="Stream <img src=x onerror=alert(1)> to me",
+    )
+
+    frames: list[str] = []
+    while not any('id="msg-' in frame for frame in frames):
+        frames.append(await owner_socket.receive_from(timeout=RECEIVE_TIMEOUT))
+
+    reply = await Message.objects.aget(conversation=conversation, role="assistant")
+    final_index = next(i for i, f in enumerate(frames) if f'id="msg-{reply.id}"' in f)
+    deltas = [
+        (i, match.group(1))
+        for i, frame in enumerate(frames)
+        if (match := STREAM_TARGET.search(frame))
+    ]
+    assert deltas, f"no token deltas among {len(frames)} frames"
+    assert {reply_id for _, reply_id in deltas} == {str(reply.id)}
+    assert max(i for i, _ in deltas) < final_index
+    streamed = "".join(re.sub(r"^<span[^>]*>|</span>$", "", frames[i]) for i, _ in deltas)
+    assert "Scripted demo model" in streamed
+    assert "<img" not in "".join(frames)  # deltas and snapshots are escaped
+    assert "&lt;img src=x onerror=alert(1)&gt;" in streamed
+    final = frames[final_index]
+    assert 'hx-swap-oob="beforeend:#transcript"' in final
+    assert '<div id="live-reply" hx-swap-oob="true"></div>' in final
+    assert 'class="agent-status idle"' in final
+
+
+async def test_anonymous_socket_is_refused(conversation: Conversation) -> None:
+    socket = communicator(conversation.id, cookie=None)
+
+    connected, _ = await socket.connect()
+
+    assert not connected
+
+
+async def test_another_users_socket_is_refused(conversation: Conversation) -> None:
+    intruder = await auser_create()
+    socket = communicator(conversation.id, cookie=await session_cookie(intruder))
+
+    connected, _ = await socket.connect()
+
+    assert not connected
+
+
+async def test_unknown_conversation_is_refused(owner: AbstractBaseUser) -> None:
+    socket = communicator(uuid.uuid4(), cookie=await session_cookie(owner))
+
+    connected, _ = await socket.connect()
+
+    assert not connected
+
+
+async def test_foreign_origin_is_refused(
+    owner: AbstractBaseUser, conversation: Conversation
+) -> None:
+    cookie = await session_cookie(owner)
+    socket = communicator(conversation.id, cookie=cookie, origin=b"http://evil.example")
+    allowed = communicator(conversation.id, cookie=cookie)
+
+    connected, _ = await socket.connect()
+    control, _ = await allowed.connect()
+
+    assert not connected
+    assert control  # the same user and cookie with the right origin gets in
+    await allowed.disconnect()
+
+
+async def test_client_messages_are_ignored_and_the_socket_stays_open(
+    conversation: Conversation, owner_socket: WebsocketCommunicator
+) -> None:
+    reply_id = str(uuid.uuid4())
+
+    await owner_socket.send_to(text_data='{"text": "hello?"}')
+    await owner_socket.send_to(bytes_data=b"\x00\x01")
+    await progress_push(
+        str(conversation.id), {"kind": "delta", "reply_id": reply_id, "offset": 0, "delta": "ok"}
+    )
+
+    frame = await owner_socket.receive_from(timeout=RECEIVE_TIMEOUT)
+    assert frame == f'<span hx-swap-oob="beforeend:#stream-{reply_id}">ok</span>'

@@ -1,0 +1,130 @@
+"""The whole product as `make run` starts it (`manage.py serve`), in a subprocess.
+
+It uses the session's Temporal dev server (so no second server starts), its own
+SQLite database with the demo accounts, a fresh task queue, and a scripted model
+that `serve` starts on a free port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from chatapp import stack
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+START_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 30.0
+DEMO_PASSWORD = "demo-pass-123"
+
+
+@dataclass
+class RunningProduct:
+    url: str
+    scripted_model_url: str
+    log_path: Path
+
+
+def _manage(*args: str, env: dict[str, str], log_path: Path) -> None:
+    with log_path.open("ab") as log:
+        completed = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=BASE_DIR,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+            check=False,
+        )
+    if completed.returncode != 0:
+        pytest.fail(f"manage.py {' '.join(args)} failed:\n{stack.log_tail(log_path, 40)}")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def product(
+    temporal_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningProduct]:
+    # serve --no-temporal leaves registering search attributes to whoever runs Temporal.
+    await stack.search_attributes_ensure(temporal_env.client, "default")
+    tmp_path = tmp_path_factory.mktemp("e2e")
+    web_port, model_port = stack.free_port(), stack.free_port()
+    log_path = tmp_path / "serve.log"
+    env = {
+        **os.environ,
+        "DEBUG": "True",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'e2e.sqlite3'}",
+        "REDIS_URL": "",
+        "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": "default",
+        "TEMPORAL_TASK_QUEUE": f"e2e-{uuid.uuid4()}",
+        "OPENAI_API_KEY": "",
+        "OPENAI_BASE_URL": f"http://127.0.0.1:{model_port}/v1",
+        "AGENT_MODEL": "scripted",
+        "SCRIPTED_MODEL_PORT": str(model_port),
+        "DEMO_PASSWORD": DEMO_PASSWORD,
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    await asyncio.to_thread(_manage, "migrate", "--noinput", env=env, log_path=log_path)
+    await asyncio.to_thread(_manage, "seed_demo", env=env, log_path=log_path)
+
+    proc = await asyncio.to_thread(_serve, web_port, env=env, log_path=log_path)
+    url = f"http://127.0.0.1:{web_port}"
+    try:
+        await asyncio.to_thread(
+            stack.wait_for_http,
+            f"{url}/healthz",
+            timeout=START_TIMEOUT_SECONDS,
+            proc=proc,
+            what="manage.py serve",
+        )
+    except stack.StackError as err:
+        _stop(proc)
+        pytest.fail(f"{err}\n{stack.log_tail(log_path, 40)}")
+
+    yield RunningProduct(
+        url=url, scripted_model_url=f"http://127.0.0.1:{model_port}", log_path=log_path
+    )
+
+    returncode = await asyncio.to_thread(_stop, proc)
+    assert returncode == 0, (
+        f"manage.py serve exited with {returncode} after SIGINT:\n{stack.log_tail(log_path, 40)}"
+    )
+    assert not stack.port_open("127.0.0.1", model_port), "serve left its scripted model running"
+
+
+def _serve(port: int, *, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "manage.py", "serve", "--port", str(port), "--no-temporal"]
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            command,
+            cwd=BASE_DIR,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> int:
+    """Ctrl-C, as a person at the terminal would; SIGKILL only if it hangs."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
