@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -203,6 +204,8 @@ class PendingListing:
 
 
 QUERY_CONCURRENCY = 64
+# A workflow whose worker is gone would hold the whole dashboard for ~30 s.
+QUERY_TIMEOUT = timedelta(seconds=3)
 
 
 async def approvals_pending_list(*, limit: int = 2000) -> PendingListing:
@@ -222,7 +225,7 @@ async def approvals_pending_list(*, limit: int = 2000) -> PendingListing:
         async with gate:
             try:
                 result = await client.get_workflow_handle(workflow_id).query(
-                    ConversationWorkflow.pending_approvals
+                    ConversationWorkflow.pending_approvals, rpc_timeout=QUERY_TIMEOUT
                 )
             except Exception as err:
                 logger.warning("pending approvals query failed for %s: %s", workflow_id, err)
@@ -243,7 +246,9 @@ async def approval_get(*, conversation_id: str, call_id: str) -> PendingApproval
     client = await get_client()
     handle = client.get_workflow_handle(conversation_workflow_id(conversation_id))
     try:
-        result = await handle.query(ConversationWorkflow.pending_approvals)
+        result = await handle.query(
+            ConversationWorkflow.pending_approvals, rpc_timeout=QUERY_TIMEOUT
+        )
     except Exception as err:
         raise _translate(err) from err
     return next((item for item in result.items if item.call_id == call_id), None)

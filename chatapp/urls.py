@@ -10,8 +10,11 @@ chat_patterns = (
         path("c/send/", views.message_send, name="send"),
         path("c/<uuid:conversation_id>/", views.conversation_detail, name="conversation"),
         path("c/<uuid:conversation_id>/stop/", views.answer_stop, name="stop"),
+        path("c/<uuid:conversation_id>/retry/<uuid:notice_id>/", views.turn_retry, name="retry"),
         path(
-            "c/<uuid:conversation_id>/retry/<uuid:notice_id>/", views.turn_retry, name="retry"
+            "c/<uuid:conversation_id>/approvals/<str:call_id>/withdraw/",
+            views.approval_withdraw,
+            name="withdraw",
         ),
         path("c/<uuid:conversation_id>/rename/", views.conversation_rename, name="rename"),
         path("c/<uuid:conversation_id>/archive/", views.conversation_archive, name="archive"),
@@ -23,6 +26,7 @@ urlpatterns = [
     path("", include(chat_patterns)),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("reviews/", include("reviews.urls")),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
 ]

@@ -6,6 +6,10 @@ import json
 import uuid
 from datetime import datetime
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.mail import send_mail
+from django.urls import reverse
 from django.utils import timezone
 
 from chatapp.progress import progress_push
@@ -42,6 +46,8 @@ async def approval_event_record(*, event: ApprovalEvent) -> Approval:
     if event.kind == "reminder" and approval.reminded_at is None:
         approval.reminded_at = timezone.now()
         await approval.asave(update_fields=["reminded_at"])
+        if settings.APPROVAL_REMINDER_EMAILS:
+            await sync_to_async(_reminder_email_send)(approval=approval)
     decision = event.decision
     if event.kind == "decided" and decision is not None:
         approval.status = STATUS_BY_OUTCOME[decision.outcome]
@@ -56,3 +62,18 @@ async def approval_event_record(*, event: ApprovalEvent) -> Approval:
     await reviewers_push(live)
     await progress_push(pending.conversation_id, {**live, "kind": f"approval_{event.kind}"})
     return approval
+
+
+def _reminder_email_send(*, approval: Approval) -> None:
+    path = reverse("reviews:detail", args=[approval.conversation_id, approval.call_id])
+    send_mail(
+        subject=f"Waiting for review: {approval.summary}",
+        message=(
+            f"{approval.summary} has waited since {approval.requested_at:%Y-%m-%d %H:%M} UTC; "
+            f"at {approval.deadline:%Y-%m-%d %H:%M} UTC the policy will "
+            f"{approval.timeout_action} it.\nReview it at {path}"
+        ),
+        from_email=None,
+        recipient_list=settings.APPROVAL_REMINDER_EMAILS,
+        fail_silently=True,
+    )

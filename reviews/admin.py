@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.safestring import SafeString
+
+from chatapp.admin import ReadOnlyMirrorMixin, temporal_ui_link
+from reviews.models import Approval, ApprovalPolicy
+
+
+@admin.register(ApprovalPolicy)
+class ApprovalPolicyAdmin(admin.ModelAdmin):
+    list_display = (
+        "tool_name",
+        "mode",
+        "threshold",
+        "deadline",
+        "timeout_action",
+        "remind_at_share",
+    )
+    list_filter = ("mode", "timeout_action")
+    search_fields = ("tool_name",)
+    fieldsets = (
+        (None, {"fields": ("tool_name", "mode", "threshold")}),
+        (
+            "When nobody decides",
+            {"fields": ("deadline_seconds", "timeout_action", "remind_at_share")},
+        ),
+    )
+
+    @admin.display(description="deadline", ordering="deadline_seconds")
+    def deadline(self, obj: ApprovalPolicy) -> str:
+        hours, rest = divmod(obj.deadline_seconds, 3600)
+        minutes = rest // 60
+        if hours and minutes:
+            return f"{hours} h {minutes} min"
+        return f"{hours} h" if hours else f"{minutes} min"
+
+
+@admin.register(Approval)
+class ApprovalAdmin(ReadOnlyMirrorMixin, admin.ModelAdmin):
+    """The decisions' audit mirror: read only (the workflow history is the record)."""
+
+    list_display = (
+        "summary",
+        "tool",
+        "status",
+        "requester",
+        "decided_by_display",
+        "requested_at",
+        "decided_at",
+        "workflow",
+    )
+    list_filter = ("status", "tool", "decided_by_system", "requested_at")
+    search_fields = ("summary", "call_id", "workflow_id", "requester__username")
+    date_hierarchy = "requested_at"
+    list_select_related = ("requester", "decided_by")
+    readonly_fields = [f.name for f in Approval._meta.fields] + ["workflow"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="decided by")
+    def decided_by_display(self, obj: Approval) -> str:
+        return obj.decided_by_label
+
+    @admin.display(description="Temporal workflow")
+    def workflow(self, obj: Approval) -> SafeString:
+        return temporal_ui_link(obj.workflow_id)

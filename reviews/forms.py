@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django import forms
+
+from reviews.actions import BulkItem
+from reviews.models import Approval
+
+REASON_MAX_CHARS = 1000
+EDITED_ARGUMENTS_MAX_CHARS = 20000
+BULK_MAX_ITEMS = 100
+REJECT_NEEDS_REASON = "A rejection needs a reason for the agent and the user."
+
+
+class _ReasonRequiredOnReject(forms.Form):
+    action = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
+    reason = forms.CharField(required=False, max_length=REASON_MAX_CHARS, strip=True)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("action") == "reject" and not data.get("reason"):
+            self.add_error("reason", REJECT_NEEDS_REASON)
+        return data
+
+
+class DecisionForm(_ReasonRequiredOnReject):
+    """One decision; `arguments_hash` names the arguments the reviewer saw."""
+
+    arguments_hash = forms.CharField(max_length=64)
+    edited_arguments = forms.CharField(
+        required=False, max_length=EDITED_ARGUMENTS_MAX_CHARS, strip=False, widget=forms.Textarea
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("edited_arguments", "").strip() and data.get("action") != "approve":
+            self.add_error("edited_arguments", "Edited arguments can only be approved.")
+        return data
+
+
+class BulkItemsField(forms.Field):
+    """Selected rows as "<conversation id>:<call id>:<arguments hash>"."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value: Any) -> list[BulkItem]:
+        values = value if isinstance(value, list | tuple) else [value] if value else []
+        items: list[BulkItem] = []
+        for raw in values:
+            conversation_id, _, rest = str(raw).partition(":")
+            call_id, _, arguments_hash = rest.rpartition(":")
+            try:
+                uuid.UUID(conversation_id)
+            except ValueError as err:
+                raise forms.ValidationError("A selected item is malformed; reload.") from err
+            if not call_id or not arguments_hash:
+                raise forms.ValidationError("A selected item is malformed; reload.")
+            items.append(BulkItem(conversation_id, call_id, arguments_hash))
+        return items
+
+    def validate(self, value: list[BulkItem]) -> None:
+        if not value:
+            raise forms.ValidationError("Select at least one request.")
+        if len(value) > BULK_MAX_ITEMS:
+            raise forms.ValidationError(f"Select at most {BULK_MAX_ITEMS} requests at once.")
+
+
+class BulkDecisionForm(_ReasonRequiredOnReject):
+    item = BulkItemsField()
+
+
+class HistoryFilterForm(forms.Form):
+    status = forms.ChoiceField(
+        required=False,
+        choices=[("", "Decided (any)"), *Approval.Status.choices],
+    )
+    tool = forms.ChoiceField(required=False, choices=[("", "Any tool")])
+    reviewer = forms.CharField(required=False, max_length=150, strip=True)
+    requester = forms.CharField(required=False, max_length=150, strip=True)
+    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args: Any, tools: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["tool"].choices = [("", "Any tool"), *((t, t) for t in tools)]  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            self.add_error("date_to", "The end date is before the start date.")
+        return data

@@ -1,0 +1,212 @@
+"""Reads of the reviews app: dashboard rows built from Temporal's answers, and the audit mirror."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from chatapp.models import Conversation
+from reviews.models import Approval
+from temporal_worker.shared import PendingApproval, conversation_workflow_id
+
+HISTORY_LIMIT = 200
+_UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def approval_dom_id(*, conversation_id: str, call_id: str) -> str:
+    """The row's element id. Call ids are only unique per conversation (the scripted
+    model derives them from the transcript), so the conversation is part of it."""
+    return f"approval-{conversation_id}-{_UNSAFE_ID_CHARS.sub('_', call_id)}"
+
+
+def temporal_ui_url(workflow_id: str) -> str:
+    return (
+        f"{settings.TEMPORAL_UI_URL}/namespaces/{settings.TEMPORAL_NAMESPACE}"
+        f"/workflows/{workflow_id}"
+    )
+
+
+@dataclass
+class ApprovalRow:
+    """One pending approval as the dashboard shows it."""
+
+    pending: PendingApproval
+    requester: str
+    conversation_title: str
+    requested_at: dt.datetime
+    deadline: dt.datetime
+    arguments_pretty: str
+
+    @property
+    def dom_id(self) -> str:
+        return approval_dom_id(
+            conversation_id=self.pending.conversation_id, call_id=self.pending.call_id
+        )
+
+    @property
+    def workflow_id(self) -> str:
+        return conversation_workflow_id(self.pending.conversation_id)
+
+    @property
+    def workflow_url(self) -> str:
+        return temporal_ui_url(self.workflow_id)
+
+    @property
+    def bulk_value(self) -> str:
+        pending = self.pending
+        return f"{pending.conversation_id}:{pending.call_id}:{pending.arguments_hash}"
+
+    @property
+    def seconds_left(self) -> int:
+        return int((self.deadline - timezone.now()).total_seconds())
+
+    @property
+    def share_waited(self) -> float:
+        """How much of the time to decide has passed, 0 to 1."""
+        total = (self.deadline - self.requested_at).total_seconds()
+        if total <= 0:
+            return 1.0
+        waited = (timezone.now() - self.requested_at).total_seconds()
+        return max(0.0, min(1.0, waited / total))
+
+
+def pretty_json(text: str) -> str:
+    try:
+        return pretty_json_value(json.loads(text or "{}"))
+    except ValueError:
+        return text
+
+
+def pretty_json_value(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+async def approval_rows(*, items: list[PendingApproval]) -> list[ApprovalRow]:
+    """Dashboard rows for pending approvals, with requesters' names and conversation titles."""
+    requester_ids = {item.requester_id for item in items}
+    conversation_ids = {uuid.UUID(item.conversation_id) for item in items}
+    names = {
+        pk: username
+        async for pk, username in get_user_model()
+        .objects.filter(pk__in=requester_ids)
+        .values_list("pk", "username")
+    }
+    titles = {
+        str(pk): title
+        async for pk, title in Conversation.objects.filter(pk__in=conversation_ids).values_list(
+            "pk", "title"
+        )
+    }
+    return [
+        ApprovalRow(
+            pending=item,
+            requester=names.get(item.requester_id, f"user #{item.requester_id}"),
+            conversation_title=titles.get(item.conversation_id) or "Untitled",
+            requested_at=dt.datetime.fromisoformat(item.requested_at),
+            deadline=dt.datetime.fromisoformat(item.deadline),
+            arguments_pretty=pretty_json(item.arguments),
+        )
+        for item in items
+    ]
+
+
+async def approval_get(*, conversation_id: str, call_id: str) -> Approval | None:
+    """The audit mirror's row for one call, or None when it was never recorded."""
+    return (
+        await Approval.objects.filter(
+            workflow_id=conversation_workflow_id(conversation_id), call_id=call_id
+        )
+        .select_related("decided_by", "claimed_by", "requester")
+        .afirst()
+    )
+
+
+async def approval_history_list(
+    *,
+    status: str = "",
+    tool: str = "",
+    reviewer: str = "",
+    requester: str = "",
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    limit: int = HISTORY_LIMIT,
+) -> list[Approval]:
+    """Decided approvals, newest decision first; `status="pending"` lists the open ones instead.
+
+    `reviewer` matches a username or "system" (decided at the deadline); dates are
+    inclusive and compare the decision's day (the request's day for pending rows).
+    """
+    qs = Approval.objects.select_related("requester", "decided_by", "claimed_by", "conversation")
+    if status:
+        qs = qs.filter(status=status)
+    else:
+        qs = qs.exclude(status=Approval.Status.PENDING)
+    if tool:
+        qs = qs.filter(tool=tool)
+    if reviewer:
+        if reviewer.strip().lower() == "system":
+            qs = qs.filter(decided_by_system=True)
+        else:
+            qs = qs.filter(decided_by__username__iexact=reviewer.strip())
+    if requester:
+        qs = qs.filter(requester__username__iexact=requester.strip())
+    day_field = "requested_at" if status == Approval.Status.PENDING else "decided_at"
+    if date_from:
+        qs = qs.filter(**{f"{day_field}__date__gte": date_from})
+    if date_to:
+        qs = qs.filter(**{f"{day_field}__date__lte": date_to})
+    order = "-requested_at" if status == Approval.Status.PENDING else "-decided_at"
+    return [approval async for approval in qs.order_by(order, "-pk")[:limit]]
+
+
+async def approval_tool_names() -> list[str]:
+    """Every tool that ever asked for approval (the history filter's choices)."""
+    return [
+        name
+        async for name in Approval.objects.order_by("tool")
+        .values_list("tool", flat=True)
+        .distinct()
+    ]
+
+
+async def approval_summaries(*, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """What each (conversation id, call id) asked for, from the audit mirror."""
+    by_workflow = {(conversation_workflow_id(c), call): (c, call) for c, call in keys}
+    rows = Approval.objects.filter(
+        workflow_id__in={w for w, _ in by_workflow}, call_id__in={call for _, call in keys}
+    ).values_list("workflow_id", "call_id", "summary")
+    return {
+        by_workflow[(w, call)]: summary
+        async for w, call, summary in rows
+        if (w, call) in by_workflow
+    }
+
+
+@dataclass
+class HistoryEntry:
+    approval: Approval
+    arguments_pretty: str
+    edited_arguments_pretty: str
+    workflow_url: str
+
+
+def history_entries(approvals: list[Approval]) -> list[HistoryEntry]:
+    return [
+        HistoryEntry(
+            approval=a,
+            arguments_pretty=pretty_json_value(a.arguments),
+            edited_arguments_pretty=""
+            if a.edited_arguments is None
+            else pretty_json_value(a.edited_arguments),
+            workflow_url=temporal_ui_url(a.workflow_id),
+        )
+        for a in approvals
+    ]

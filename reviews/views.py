@@ -1,0 +1,263 @@
+"""The reviewer dashboard: pending approvals, decisions, claims, bulk decisions, history.
+
+Reviewers only (`reviews.review_approvals`): anyone else gets 403. Thin views:
+validate with a form, call one action or selector, render a page or a partial.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from typing import Any
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import reswap, retarget
+
+from chatapp import temporal_client
+from chatapp.temporal_client import ChatRejected, TemporalUnavailable
+from reviews import actions, selectors
+from reviews.actions import ReviewRejected
+from reviews.forms import BulkDecisionForm, DecisionForm, HistoryFilterForm
+from temporal_worker.shared import ApprovalDecided, conversation_workflow_id
+
+logger = logging.getLogger(__name__)
+
+REVIEW_PERMISSION = "reviews.review_approvals"
+# The detail page's result box; a dashboard row's is "<row id>-result".
+DETAIL_RESULT_ID = "decision-result"
+UNAVAILABLE = "The agent service is unavailable; try again in a moment."
+OUTCOME_LABEL = {"approved": "Approved", "rejected": "Rejected", "withdrawn": "Withdrawn"}
+
+
+def _first_error(form: DecisionForm | BulkDecisionForm) -> str:
+    for errors in form.errors.values():
+        return str(errors[0])
+    return "The request is invalid; reload and try again."
+
+
+def _result_id(request: HttpRequest, dom_id: str) -> str:
+    """Where a result goes: the row's result cell, or the detail page's box."""
+    target = request.htmx.target if request.htmx else None
+    from_row = target in (f"{dom_id}-result", f"{dom_id}-claim")
+    return f"{dom_id}-result" if from_row else DETAIL_RESULT_ID
+
+
+def _result(
+    request: HttpRequest,
+    *,
+    result_id: str,
+    error: str = "",
+    decided: ApprovalDecided | None = None,
+    message: str = "",
+) -> HttpResponse:
+    context: dict[str, Any] = {
+        "result_id": result_id,
+        "error": error,
+        "decided": decided,
+        "message": message,
+    }
+    if decided is not None:
+        context.update(
+            decided_label=OUTCOME_LABEL[decided.outcome],
+            decided_at=dt.datetime.fromisoformat(decided.decided_at),
+        )
+    response = TemplateResponse(request, "reviews/_decision_result.html", context)
+    return reswap(retarget(response, f"#{result_id}"), "outerHTML")
+
+
+async def _viewer_context(request: HttpRequest) -> dict[str, Any]:
+    user = await request.auser()
+    return {"viewer_id": user.pk, "viewer_is_staff": user.is_staff}
+
+
+@require_GET
+@login_required
+@permission_required(REVIEW_PERMISSION, raise_exception=True)
+async def dashboard(request: HttpRequest) -> HttpResponse:
+    listing: temporal_client.PendingListing | None = None
+    try:
+        listing = await temporal_client.approvals_pending_list()
+    except Exception:  # the page still renders and says why the list is empty
+        logger.exception("listing pending approvals failed")
+    rows = await selectors.approval_rows(items=listing.items if listing else [])
+    context = {
+        "rows": rows,
+        "listing": listing,
+        "error": "" if listing else UNAVAILABLE,
+        **await _viewer_context(request),
+    }
+    return TemplateResponse(request, "reviews/dashboard.html", context)
+
+
+async def _detail_context(
+    request: HttpRequest, conversation_id: uuid.UUID, call_id: str
+) -> dict[str, Any]:
+    error = ""
+    try:
+        pending = await temporal_client.approval_get(
+            conversation_id=str(conversation_id), call_id=call_id
+        )
+    except ChatRejected:
+        pending = None
+    except TemporalUnavailable as err:
+        pending, error = None, str(err)
+    mirror = await selectors.approval_get(conversation_id=str(conversation_id), call_id=call_id)
+    if pending is None and mirror is None and not error:
+        raise Http404("No approval has this id.")
+    row = (await selectors.approval_rows(items=[pending]))[0] if pending else None
+    return {
+        "row": row,
+        "mirror": mirror,
+        "mirror_arguments": selectors.pretty_json_value(mirror.arguments) if mirror else "",
+        "mirror_edited_arguments": selectors.pretty_json_value(mirror.edited_arguments)
+        if mirror and mirror.edited_arguments is not None
+        else "",
+        "error": error,
+        "conversation_id": conversation_id,
+        "call_id": call_id,
+        "dom_id": selectors.approval_dom_id(conversation_id=str(conversation_id), call_id=call_id),
+        "result_id": DETAIL_RESULT_ID,
+        "workflow_url": selectors.temporal_ui_url(conversation_workflow_id(str(conversation_id))),
+        **await _viewer_context(request),
+    }
+
+
+@require_GET
+@login_required
+@permission_required(REVIEW_PERMISSION, raise_exception=True)
+async def approval_detail(
+    request: HttpRequest, conversation_id: uuid.UUID, call_id: str
+) -> HttpResponse:
+    context = await _detail_context(request, conversation_id, call_id)
+    return TemplateResponse(request, "reviews/detail.html", context)
+
+
+@require_POST
+@login_required
+@permission_required(REVIEW_PERMISSION, raise_exception=True)
+async def approval_decide(
+    request: HttpRequest, conversation_id: uuid.UUID, call_id: str
+) -> HttpResponse:
+    dom_id = selectors.approval_dom_id(conversation_id=str(conversation_id), call_id=call_id)
+    result_id = _result_id(request, dom_id)
+    form = DecisionForm(request.POST)
+    error = ""
+    decided = None
+    if not form.is_valid():
+        error = _first_error(form)
+    else:
+        data = form.cleaned_data
+        try:
+            decided = await actions.approval_decide(
+                reviewer=await request.auser(),
+                conversation_id=str(conversation_id),
+                call_id=call_id,
+                action=data["action"],
+                reason=data["reason"],
+                arguments_hash=data["arguments_hash"],
+                edited_arguments_json=data["edited_arguments"],
+            )
+        except (ReviewRejected, TemporalUnavailable) as err:
+            error = str(err)
+    if not request.htmx:
+        if decided is not None:
+            return redirect("reviews:detail", conversation_id, call_id)
+        context = await _detail_context(request, conversation_id, call_id)
+        context.update(result_error=error, form=form)
+        return TemplateResponse(request, "reviews/detail.html", context, status=422)
+    if error or result_id == DETAIL_RESULT_ID:
+        return _result(request, result_id=result_id, error=error, decided=decided)
+    assert decided is not None
+    # From a dashboard row: the row goes, a flash says what happened.
+    summaries = await selectors.approval_summaries(keys=[(str(conversation_id), call_id)])
+    context = {
+        "dom_id": dom_id,
+        "decided": decided,
+        "label": OUTCOME_LABEL[decided.outcome],
+        "summary": summaries.get((str(conversation_id), call_id), ""),
+    }
+    response = TemplateResponse(request, "reviews/_row_decided.html", context)
+    # The row is marked decided (out of band) and reviews.js removes it.
+    return reswap(retarget(response, "#flash"), "outerHTML")
+
+
+@require_POST
+@login_required
+@permission_required(REVIEW_PERMISSION, raise_exception=True)
+async def approval_claim(
+    request: HttpRequest, conversation_id: uuid.UUID, call_id: str
+) -> HttpResponse:
+    dom_id = selectors.approval_dom_id(conversation_id=str(conversation_id), call_id=call_id)
+    result_id = _result_id(request, dom_id)
+    reviewer = await request.auser()
+    try:
+        claimed = await actions.approval_claim(
+            reviewer=reviewer, conversation_id=str(conversation_id), call_id=call_id
+        )
+    except (ReviewRejected, TemporalUnavailable) as err:
+        if not request.htmx:
+            context = await _detail_context(request, conversation_id, call_id)
+            context.update(result_error=str(err))
+            return TemplateResponse(request, "reviews/detail.html", context, status=422)
+        return _result(request, result_id=result_id, error=str(err))
+    if not request.htmx:
+        return redirect("reviews:detail", conversation_id, call_id)
+    if result_id == DETAIL_RESULT_ID:
+        return _result(request, result_id=result_id, message=f"Claimed by {claimed.claimed_by}.")
+    claim = {"claimed_by": claimed.claimed_by, "claimed_by_id": reviewer.pk}
+    context = {"row": {"dom_id": dom_id, "pending": claim}, "viewer_id": reviewer.pk}
+    # Swapped into the row's claim state (the button's own target).
+    return TemplateResponse(request, "reviews/_claim_state.html", context)
+
+
+@require_POST
+@login_required
+@permission_required(REVIEW_PERMISSION, raise_exception=True)
+async def approvals_bulk_decide(request: HttpRequest) -> HttpResponse:
+    form = BulkDecisionForm(request.POST)
+    context: dict[str, Any] = {"results": [], "error": ""}
+    if not form.is_valid():
+        context["error"] = _first_error(form)
+    else:
+        data = form.cleaned_data
+        results = await actions.approvals_bulk_decide(
+            reviewer=await request.auser(),
+            items=data["item"],
+            action=data["action"],
+            reason=data["reason"],
+        )
+        summaries = await selectors.approval_summaries(
+            keys=[(r.conversation_id, r.call_id) for r in results]
+        )
+        context.update(
+            results=[
+                (r, summaries.get((r.conversation_id, r.call_id), r.call_id)) for r in results
+            ],
+            approved=sum(1 for r in results if r.ok),
+            action=data["action"],
+        )
+    response = TemplateResponse(request, "reviews/_bulk_result.html", context)
+    return reswap(retarget(response, "#bulk-result"), "outerHTML") if request.htmx else response
+
+
+@require_GET
+@login_required
+@permission_required(REVIEW_PERMISSION, raise_exception=True)
+async def approval_history(request: HttpRequest) -> HttpResponse:
+    form = HistoryFilterForm(request.GET or None, tools=await selectors.approval_tool_names())
+    entries: list[selectors.HistoryEntry] = []
+    if not form.is_bound:
+        entries = selectors.history_entries(await selectors.approval_history_list())
+    elif form.is_valid():
+        entries = selectors.history_entries(
+            await selectors.approval_history_list(**form.cleaned_data)
+        )
+    context = {"form": form, "entries": entries, "limit": selectors.HISTORY_LIMIT}
+    if request.htmx and request.htmx.target == "history-results":
+        return TemplateResponse(request, "reviews/_history_table.html", context)
+    return TemplateResponse(request, "reviews/history.html", context)
