@@ -20,7 +20,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stack import (  # noqa: E402
+from stack import (
     csrf_token,
     form_ids,
     logged_in_session,
@@ -37,8 +37,11 @@ async def measure(base_url: str, turns: int) -> dict[str, list[float]]:
     try:
         async with session.get("/") as response:
             ids = form_ids(await response.text())
-        headers = {"X-CSRFToken": csrf_token(session), "HX-Request": "true",
-                   "HX-Current-URL": f"{base_url}/"}
+        headers = {
+            "X-CSRFToken": csrf_token(session),
+            "HX-Request": "true",
+            "HX-Current-URL": f"{base_url}/",
+        }
         async with session.post("/c/send/", data={**ids, "text": "hello"}, headers=headers) as r:
             assert r.status == 200 and r.headers.get("HX-Redirect"), r.status
         conversation_url = r.headers["HX-Redirect"]
@@ -50,8 +53,11 @@ async def measure(base_url: str, turns: int) -> dict[str, list[float]]:
         ) as socket:
             await _drain_until_idle(socket)
             for turn in range(turns):
-                data = {"conversation_id": conversation_id, "message_id": str(uuid.uuid4()),
-                        "text": f"benchmark turn {turn}"}
+                data = {
+                    "conversation_id": conversation_id,
+                    "message_id": str(uuid.uuid4()),
+                    "text": f"benchmark turn {turn}",
+                }
                 headers["HX-Current-URL"] = f"{base_url}{conversation_url}"
                 started = now()
                 async with session.post("/c/send/", data=data, headers=headers) as response:
@@ -62,7 +68,10 @@ async def measure(base_url: str, turns: int) -> dict[str, list[float]]:
                     assert message.type == aiohttp.WSMsgType.TEXT, message
                     if got_token is None and "beforeend:#stream-" in message.data:
                         got_token = now() - started
-                    if 'class="msg assistant' in message.data and "agent-status idle" in message.data:
+                    if (
+                        'class="msg assistant' in message.data
+                        and "agent-status idle" in message.data
+                    ):
                         final.append(now() - started)
                         break
                 first_token.append(got_token if got_token is not None else final[-1])
@@ -99,8 +108,10 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "chat_latency.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'measure':<34}{'p50 ms':>10}{'p95 ms':>10}{'n':>6}")
-    for name, label in (("first_token", "POST → first streamed token"),
-                        ("final", "POST → final message")):
+    for name, label in (
+        ("first_token", "POST → first streamed token"),
+        ("final", "POST → final message"),
+    ):
         row = result[name]
         print(f"{label:<34}{row['p50_ms']:>10}{row['p95_ms']:>10}{row['n']:>6}")
 

@@ -33,7 +33,9 @@ class Stack:
 
 
 @contextmanager
-def product_stack(*, chunk_delay_ms: int = 0, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+def product_stack(
+    *, chunk_delay_ms: int = 0, extra_env: dict[str, str] | None = None
+) -> Iterator[Stack]:
     """The embedded stack on free ports, with its own databases; stopped on exit."""
     with tempfile.TemporaryDirectory(prefix="bench-") as var_dir:
         ports = {name: free_port() for name in ("web", "temporal", "ui", "model")}
@@ -52,11 +54,20 @@ def product_stack(*, chunk_delay_ms: int = 0, extra_env: dict[str, str] | None =
         }
         python = sys.executable
         for command in (["migrate", "--noinput", "-v0"], ["seed_demo"]):
-            subprocess.run([python, "manage.py", *command], cwd=ROOT, env=env, check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [python, "manage.py", *command],
+                cwd=ROOT,
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
         proc = subprocess.Popen(
             [python, "manage.py", "serve", "--port", str(ports["web"])],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         base_url = f"http://127.0.0.1:{ports['web']}"
         try:

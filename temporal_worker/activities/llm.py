@@ -22,8 +22,6 @@ from temporalio.exceptions import ApplicationError
 from chatapp.progress import progress_push
 from chatapp.services import messages_record
 from temporal_worker import llm_gateway, prompts
-from temporal_worker.tools.planner import plan_calls
-from temporal_worker.tools.registry import openai_tools
 from temporal_worker.shared import (
     CONTENT_POLICY_ERROR,
     LLM_ACTIVITY,
@@ -34,6 +32,8 @@ from temporal_worker.shared import (
     LlmResult,
     PlannedCall,
 )
+from temporal_worker.tools.planner import plan_calls
+from temporal_worker.tools.registry import openai_tools
 
 HEARTBEAT_EVERY_SECONDS = 1.0
 # Full-text snapshots let a socket that missed deltas (it joined late, or the
@@ -64,7 +64,9 @@ class _Stream:
         return {"reply_id": self.reply_id, "text": self.text, "phase": self.phase}
 
     async def push(self, kind: str, **fields: Any) -> None:
-        await progress_push(self.conversation_id, {"kind": kind, "reply_id": self.reply_id, **fields})
+        await progress_push(
+            self.conversation_id, {"kind": kind, "reply_id": self.reply_id, **fields}
+        )
 
     async def set_phase(self, phase: str, label: str) -> None:
         self.phase = phase
@@ -139,7 +141,8 @@ async def call_llm(req: LlmRequest) -> LlmResult:
                 non_retryable=True,
             ) from err
         raise ApplicationError(
-            f"The model rejected the request: {err.message}", type=LLM_REQUEST_ERROR,
+            f"The model rejected the request: {err.message}",
+            type=LLM_REQUEST_ERROR,
             non_retryable=True,
         ) from err
     except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as err:

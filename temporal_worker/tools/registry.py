@@ -62,7 +62,11 @@ class ToolDefinition:
         parameters.pop("title", None)
         return {
             "type": "function",
-            "function": {"name": self.name, "description": self.description, "parameters": parameters},
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": parameters,
+            },
         }
 
     def validate(self, raw_arguments: str) -> BaseModel:
