@@ -61,6 +61,8 @@ class Message(models.Model):
     seq = models.PositiveIntegerField()
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
+    # The untruncated tool result when `content` (what the model saw) was cut short.
+    content_full = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
     tool_calls = models.JSONField(default=list, blank=True)
     tool_call_id = models.CharField(max_length=64, blank=True)
@@ -80,3 +82,49 @@ class Message(models.Model):
     @property
     def can_retry(self) -> bool:
         return self.role == self.Role.NOTICE and self.error_kind in ("llm_unavailable", "stopped")
+
+
+class Prompt(models.Model):
+    """A named prompt the agent uses (e.g. its system prompt); its text lives in versions."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    description = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PromptVersion(models.Model):
+    """One immutable text of a prompt. Exactly one version per prompt is active.
+
+    The LLM activity reads the active version on every call and records its id on the
+    assistant message; replays never re-read it (the activity's result is in history).
+    """
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    text = models.TextField()
+    is_active = models.BooleanField(default=False)
+    note = models.CharField(max_length=200, blank=True, help_text="What changed, and why.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["prompt__name", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["prompt", "version"], name="prompt_version_unique"),
+            models.UniqueConstraint(
+                fields=["prompt"],
+                condition=models.Q(is_active=True),
+                name="one_active_version_per_prompt",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.version_id
+
+    @property
+    def version_id(self) -> str:
+        return f"{self.prompt.name}@v{self.version}"

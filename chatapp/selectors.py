@@ -6,7 +6,7 @@ import uuid
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from chatapp.models import Conversation, Message
+from chatapp.models import Conversation, Message, PromptVersion
 from reviews.models import Approval
 
 
@@ -57,5 +57,13 @@ async def approval_for_conversation(*, conversation_id: str, call_id: str) -> Ap
     return (
         await Approval.objects.filter(conversation_id=conversation_id, call_id=call_id)
         .select_related("decided_by", "claimed_by")
+        .afirst()
+    )
+
+
+async def prompt_version_active(*, name: str) -> PromptVersion | None:
+    return (
+        await PromptVersion.objects.filter(prompt__name=name, is_active=True)
+        .select_related("prompt")
         .afirst()
     )

@@ -96,7 +96,14 @@ def set_client(client: Client) -> None:
 
 
 def agent_config() -> AgentConfig:
-    return AgentConfig(max_message_chars=settings.CHAT_MESSAGE_MAX_CHARS)
+    return AgentConfig(
+        max_message_chars=settings.CHAT_MESSAGE_MAX_CHARS,
+        max_steps_per_turn=settings.AGENT_MAX_STEPS_PER_TURN,
+        steps_per_run=settings.AGENT_STEPS_PER_RUN,
+        context_max_messages=settings.AGENT_CONTEXT_MAX_MESSAGES,
+        context_max_tokens=settings.AGENT_CONTEXT_MAX_TOKENS,
+        tool_result_max_chars=settings.AGENT_TOOL_RESULT_MAX_CHARS,
+    )
 
 
 async def message_send(

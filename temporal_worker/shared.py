@@ -94,6 +94,11 @@ class AgentState:
     retry_requested: bool = False
     total_steps: int = 0
     runs: int = 1
+    # A long turn can span runs: the next run resumes it instead of waiting.
+    turn_in_progress: bool = False
+    turn_steps: int = 0
+    # Messages not yet mirrored to the database (the next activity does it).
+    unrecorded: list[ChatMessage] = field(default_factory=list)
 
 
 @dataclass
@@ -355,6 +360,11 @@ class ToolRequest:
     tool: str
     arguments: str
     requester_id: int
+    # The tool message this result becomes: a result longer than `result_max_chars`
+    # reaches the model truncated, and the activity stores the whole of it here.
+    message_id: str = ""
+    message_seq: int = 0
+    result_max_chars: int = 0
 
 
 @dataclass

@@ -108,8 +108,6 @@ class ConversationWorkflow:
         self._llm_call: asyncio.Task[LlmResult] | None = None
         self._stop_requested = False
         self._run_steps = 0
-        # Messages appended since the last activity that mirrors them to the database.
-        self._unrecorded: list[ChatMessage] = []
         # Approvals of the current step, keyed by tool call id.
         self._pending: dict[str, PendingApproval] = {}
         self._decisions: dict[str, ApprovalDecided] = {}
@@ -119,6 +117,9 @@ class ConversationWorkflow:
     @workflow.run
     async def run(self, inp: ConversationInput) -> ConversationResult:
         state = self._state
+        if state.turn_in_progress:
+            # Continued as new in the middle of a long turn: carry on where it was.
+            await self._answer()
         while True:
             await workflow.wait_condition(
                 lambda: bool(state.inbox) or state.retry_requested or state.closed
@@ -126,28 +127,15 @@ class ConversationWorkflow:
             if state.inbox:
                 message = state.inbox.pop(0)
                 state.context.append(message)
-                self._unrecorded.append(message)
+                state.unrecorded.append(message)
             elif state.retry_requested:
                 state.retry_requested = False
             else:
                 break
+            state.turn_steps = 0
             await self._answer()
             if self._should_continue_as_new():
-                # Never hand over mid-update: an accepted message must reach the new run.
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                if not self._state.closed:
-                    self._state.runs += 1
-                    # The next run needs only what the model may still see; the
-                    # database keeps the whole transcript.
-                    self._state.context = self._model_context()
-                    workflow.continue_as_new(
-                        ConversationInput(
-                            conversation_id=inp.conversation_id,
-                            owner_id=inp.owner_id,
-                            config=inp.config,
-                            state=self._state,
-                        )
-                    )
+                await self._continue_as_new()
         self._status = "closed"
         await workflow.wait_condition(workflow.all_handlers_finished)
         return ConversationResult(
@@ -158,8 +146,11 @@ class ConversationWorkflow:
 
     async def _answer(self) -> None:
         """One turn of the agent loop: call the model until it answers."""
+        state = self._state
+        state.turn_in_progress = True
         self._stop_requested = False
-        for _ in range(self._inp.config.max_steps_per_turn):
+        while state.turn_steps < self._inp.config.max_steps_per_turn:
+            state.turn_steps += 1
             result = await self._call_llm()
             if result is None or result.stopped or self._stop_requested:
                 break
@@ -168,10 +159,33 @@ class ConversationWorkflow:
             await self._run_tools(result)
             if self._stop_requested:
                 break
+            if self._should_continue_as_new():
+                # A safe point inside a long turn: this step's tools (and their
+                # approvals) are done, and the next run resumes the turn.
+                await self._continue_as_new()
         else:
             await self._record_notice("step_limit")
+        state.turn_in_progress = False
         self._status = "idle"
         self._reply_id = ""
+
+    async def _continue_as_new(self) -> None:
+        """Hand the agent state to a fresh run before the history grows too large."""
+        # Never hand over mid-update: an accepted message must reach the new run.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        state = self._state
+        state.runs += 1
+        # The next run needs only what the model may still see; the database keeps
+        # the whole transcript.
+        state.context = self._model_context()
+        workflow.continue_as_new(
+            ConversationInput(
+                conversation_id=self._inp.conversation_id,
+                owner_id=self._inp.owner_id,
+                config=self._inp.config,
+                state=state,
+            )
+        )
 
     async def _call_llm(self) -> LlmResult | None:
         """Run one LLM step; None when it failed and a notice was recorded instead."""
@@ -201,7 +215,7 @@ class ConversationWorkflow:
         try:
             result = await self._llm_call
         except ActivityError as err:
-            self._unrecorded = request.new_messages + self._unrecorded
+            self._state.unrecorded = request.new_messages + self._state.unrecorded
             await self._record_notice(self._failure_kind(err))
             return None
         finally:
@@ -224,11 +238,18 @@ class ConversationWorkflow:
     async def _run_tools(self, result: LlmResult) -> None:
         """Run every call of one step concurrently; one failure never cancels the others."""
         self._status = "running_tools"
+        # Ids and order are fixed before the calls run, whichever finishes first.
+        slots = [(str(workflow.uuid4()), self._next_seq()) for _ in result.planned_calls]
         outcomes = await asyncio.gather(
-            *(self._run_call(planned, result.content) for planned in result.planned_calls),
+            *(
+                self._run_call(planned, result.content, slot)
+                for planned, slot in zip(result.planned_calls, slots, strict=True)
+            ),
             return_exceptions=True,
         )
-        for planned, outcome in zip(result.planned_calls, outcomes, strict=True):
+        for planned, (message_id, seq), outcome in zip(
+            result.planned_calls, slots, outcomes, strict=True
+        ):
             if isinstance(outcome, BaseException):
                 cause = outcome.cause if isinstance(outcome, ActivityError) else outcome
                 outcome = ToolOutcome(
@@ -238,8 +259,8 @@ class ConversationWorkflow:
                 )
             self._append(
                 ChatMessage(
-                    id=str(workflow.uuid4()),
-                    seq=self._next_seq(),
+                    id=message_id,
+                    seq=seq,
                     role="tool",
                     content=outcome.content,
                     tool_call_id=planned.call.id,
@@ -248,7 +269,9 @@ class ConversationWorkflow:
                 )
             )
 
-    async def _run_call(self, planned: PlannedCall, reason: str) -> ToolOutcome:
+    async def _run_call(
+        self, planned: PlannedCall, reason: str, slot: tuple[str, int]
+    ) -> ToolOutcome:
         call = planned.call
         if planned.error:
             return ToolOutcome(call.id, json.dumps({"error": planned.error}), ok=False)
@@ -278,6 +301,9 @@ class ConversationWorkflow:
                 tool=call.name,
                 arguments=arguments,
                 requester_id=self._inp.owner_id,
+                message_id=slot[0],
+                message_seq=slot[1],
+                result_max_chars=self._inp.config.tool_result_max_chars,
             ),
             result_type=ToolOutcome,
             start_to_close_timeout=TOOL_START_TO_CLOSE,
@@ -407,6 +433,8 @@ class ConversationWorkflow:
         )
 
     def _should_continue_as_new(self) -> bool:
+        if self._pending or self._state.closed:
+            return False
         return (
             workflow.info().is_continue_as_new_suggested()
             or self._run_steps >= self._inp.config.steps_per_run
@@ -414,10 +442,10 @@ class ConversationWorkflow:
 
     def _append(self, message: ChatMessage) -> None:
         self._state.context.append(message)
-        self._unrecorded.append(message)
+        self._state.unrecorded.append(message)
 
     def _take_unrecorded(self) -> list[ChatMessage]:
-        taken, self._unrecorded = self._unrecorded, []
+        taken, self._state.unrecorded = self._state.unrecorded, []
         return taken
 
     def _next_seq(self) -> int:

@@ -100,7 +100,7 @@ async def call_llm(req: LlmRequest) -> LlmResult:
         await messages_record(
             conversation_id=req.conversation_id, messages=req.new_messages, run_id=req.run_id
         )
-    prompt = prompts.active_system_prompt()
+    prompt = await prompts.active_prompt(prompts.AGENT_SYSTEM_PROMPT)
     if info.attempt > 1:
         # A retry starts the reply over: clear what the failed attempt streamed.
         await stream.push("snapshot", text="")

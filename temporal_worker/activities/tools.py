@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable
 
 from temporalio import activity
 
-from temporal_worker.shared import ToolOutcome, ToolRequest, tool_activity_name
+from chatapp.services import tool_result_record
+from temporal_worker.shared import ChatMessage, ToolOutcome, ToolRequest, tool_activity_name
 from temporal_worker.tools import shop_tools
 from temporal_worker.tools.registry import (
     TOOLS,
@@ -53,9 +54,34 @@ async def tool_run(definition: ToolDefinition, req: ToolRequest) -> ToolOutcome:
         result = await definition.implementation(args, ctx)
     except ToolError as err:
         return _refused(req, str(err))
-    return ToolOutcome(
-        call_id=req.call_id, content=json.dumps(result, default=str, ensure_ascii=False)
+    content = json.dumps(result, default=str, ensure_ascii=False)
+    limit = req.result_max_chars
+    if limit and len(content) > limit:
+        content = await _truncate_and_keep(req, content, limit)
+    return ToolOutcome(call_id=req.call_id, content=content)
+
+
+async def _truncate_and_keep(req: ToolRequest, content: str, limit: int) -> str:
+    """Cut a large result for the model (and the history, far below Temporal's 2 MB
+    payload limit); the transcript keeps the whole result."""
+    shown = (
+        f"{content[:limit]}\n[truncated: the result has {len(content):,} characters; "
+        f"only the first {limit:,} are shown]"
     )
+    if req.message_id:
+        await tool_result_record(
+            conversation_id=req.conversation_id,
+            message=ChatMessage(
+                id=req.message_id,
+                seq=req.message_seq,
+                role="tool",
+                content=shown,
+                tool_call_id=req.call_id,
+                tool_name=req.tool,
+            ),
+            full_content=content,
+        )
+    return shown
 
 
 def _tool_activity(definition: ToolDefinition) -> ToolActivity:

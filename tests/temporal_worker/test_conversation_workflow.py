@@ -90,7 +90,7 @@ def model_calls(monkeypatch: pytest.MonkeyPatch) -> list[ModelCall]:
 
 
 def system_turn() -> tuple[str, str]:
-    return ("system", prompts.active_system_prompt().text)
+    return ("system", prompts.DEFAULTS[prompts.AGENT_SYSTEM_PROMPT].text)
 
 
 async def new_user() -> Any:
@@ -188,7 +188,11 @@ async def test_full_turn_records_both_messages_with_prompt_version(
     assert reply.content == call.reply
     assert reply.content.startswith("**Scripted demo model.**")
     assert reply.status == "complete"
-    assert reply.prompt_version == prompts.active_system_prompt().version_id == "agent-system@v1"
+    assert (
+        reply.prompt_version
+        == prompts.DEFAULTS[prompts.AGENT_SYSTEM_PROMPT].version_id
+        == "agent-system@v1"
+    )
     assert reply.seq > sent.message.seq
     assert [m.role for m in await rows(cid)] == ["user", "assistant"]
     # What the workflow handed the activity: the user's message, with its update's seq.
@@ -257,7 +261,7 @@ async def test_messages_sent_while_answering_are_queued_and_answered_in_order(
         [first, answers[0], second],
         [first, answers[0], second, answers[1], third],
     ]
-    version = prompts.active_system_prompt().version_id
+    version = prompts.DEFAULTS[prompts.AGENT_SYSTEM_PROMPT].version_id
     assert [m.prompt_version for m in inputs[2].context if m.role == "assistant"] == [
         version,
         version,

@@ -1,0 +1,24 @@
+"""Seed the code-defined prompt defaults on migrate (idempotent)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from chatapp.models import Prompt, PromptVersion
+from temporal_worker.prompts import DEFAULTS
+
+
+def prompts_seed_defaults(**_: Any) -> None:
+    with transaction.atomic():
+        for default in DEFAULTS.values():
+            prompt, _ = Prompt.objects.get_or_create(name=default.name)
+            if not prompt.versions.exists():
+                PromptVersion.objects.create(
+                    prompt=prompt,
+                    version=default.version,
+                    text=default.text,
+                    is_active=True,
+                    note="Code-defined default",
+                )
