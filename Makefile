@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv setup run test lint bench clean
+.PHONY: venv setup run test lint bench clean record-histories
 
 venv: $(STAMP)
 
@@ -35,6 +35,11 @@ lint: venv
 
 bench: venv
 	$(PY) bench/run.py
+
+# After a deliberate (workflow.patched) change to workflow code: record the replay
+# histories again from the scenarios in tests/temporal_worker/test_replay.py.
+record-histories: venv
+	RECORD_HISTORIES=1 $(VENV)/bin/pytest tests/temporal_worker/test_replay.py -k record_history
 
 # Databases and logs only; the venv stays.
 clean:

@@ -32,6 +32,9 @@ ArgumentBuilder = Callable[[re.Match[str], str], dict[str, Any]]
 
 DIRECTIVE_RE = re.compile(r"\[\[[^\[\]]*\]\]")
 LOOP_RE = re.compile(r"\[\[\s*loop\s+(\d+)\s*\]\]", re.IGNORECASE)
+# [[call TOOL {json}]]: call exactly this tool with these arguments (tests, demos).
+CALL_RE = re.compile(r"\[\[\s*call\s+(\w+)\s*(\{.*?\})?\s*\]\]", re.IGNORECASE | re.DOTALL)
+_STEP_RE = re.compile(r"step (\d+)")
 # Clause separators; the capture group keeps them so merged clauses read as typed.
 _CLAUSE_SPLIT_RE = re.compile(r"(\s+and\s+|\s*;\s*)", re.IGNORECASE)
 _QUOTE_LIMIT = 200
@@ -194,10 +197,20 @@ def reply_for(
 
     loop = LOOP_RE.search(user_text)
     if loop is not None:
-        results_so_far = sum(
-            1 for m in messages[(user_index or 0) + 1 :] if m.get("role") == "tool"
+        return _loop_step(
+            messages, tools, int(loop.group(1)), _loop_steps_done(messages[(user_index or 0) :])
         )
-        return _loop_step(messages, tools, int(loop.group(1)), results_so_far)
+
+    call = CALL_RE.search(user_text)
+    if call is not None and not (messages and messages[-1].get("role") == "tool"):
+        name, arguments = call.group(1), call.group(2) or "{}"
+        if name in offered_tool_names(tools):
+            tool_call = ScriptedToolCall(
+                id=tool_call_id(messages, 0), name=name, arguments_json=arguments
+            )
+            return ScriptedReply(
+                content=_tool_preamble(user_text, [tool_call]), tool_calls=[tool_call]
+            )
 
     if messages and messages[-1].get("role") == "tool":
         return ScriptedReply(content=_summarise_tool_results(messages))
@@ -213,6 +226,20 @@ def _tool_preamble(user_text: str, calls: Sequence[ScriptedToolCall]) -> str:
     names = ", ".join(f"`{call.name}`" for call in calls)
     asked = _truncate(strip_directives(user_text), _QUOTE_LIMIT)
     return f"You asked: “{asked}”. To do that I will call {names}."
+
+
+def _loop_steps_done(since_user: Sequence[Message]) -> int:
+    """Steps taken so far, read from the newest loop call's "step k" argument, so the
+    count survives a context window that no longer shows the earliest steps."""
+    done = sum(1 for m in since_user if m.get("role") == "tool")
+    for message in since_user:
+        for call in message.get("tool_calls") or []:
+            function = call.get("function") if isinstance(call, Mapping) else None
+            arguments = function.get("arguments", "") if isinstance(function, Mapping) else ""
+            found = _STEP_RE.search(str(arguments))
+            if found:
+                done = max(done, int(found.group(1)))
+    return done
 
 
 def _loop_step(
