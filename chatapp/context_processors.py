@@ -11,5 +11,6 @@ def product(request: HttpRequest) -> dict[str, Any]:
         "scripted_model": settings.SCRIPTED_MODEL,
         "agent_model": settings.AGENT_MODEL,
         "temporal_ui_url": settings.TEMPORAL_UI_URL,
+        "temporal_namespace": settings.TEMPORAL_NAMESPACE,
         "max_message_chars": settings.CHAT_MESSAGE_MAX_CHARS,
     }

@@ -3,9 +3,11 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
+from django.conf import settings
 from django.utils.safestring import SafeString, mark_safe
 
 from chatapp.rendering import markdown_to_html
+from temporal_worker.shared import conversation_workflow_id
 
 register = template.Library()
 
@@ -19,3 +21,13 @@ def markdown(text: str) -> SafeString:
 @register.filter
 def get_item(mapping: dict[str, Any] | None, key: str) -> Any:
     return (mapping or {}).get(key)
+
+
+@register.simple_tag
+def temporal_run_url(message: Any) -> str:
+    """The Temporal Web UI page of the workflow run that produced `message`."""
+    workflow_id = conversation_workflow_id(str(message.conversation_id))
+    return (
+        f"{settings.TEMPORAL_UI_URL}/namespaces/{settings.TEMPORAL_NAMESPACE}"
+        f"/workflows/{workflow_id}/{message.run_id}/history"
+    )
