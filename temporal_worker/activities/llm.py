@@ -35,7 +35,8 @@ from temporal_worker.shared import (
 from temporal_worker.tools.planner import plan_calls
 from temporal_worker.tools.registry import openai_tools
 
-HEARTBEAT_EVERY_SECONDS = 1.0
+HEARTBEAT_EVERY_SECONDS = 0.5
+DELTA_COALESCE_SECONDS = 0.02
 # Full-text snapshots let a socket that missed deltas (it joined late, or the
 # layer dropped one) converge without a reload.
 SNAPSHOT_EVERY_SECONDS = 0.5
@@ -52,13 +53,21 @@ def llm_settings() -> llm_gateway.LlmSettings:
 
 @dataclass
 class _Stream:
-    """The reply as it streams: what the heartbeat and the live page both show."""
+    """The reply as it streams: what the heartbeat and the live page both show.
+
+    Deltas are coalesced: the first goes out at once, later ones at most every
+    DELTA_COALESCE_SECONDS, so a fast model does not cost a push (and a websocket
+    frame) per token.
+    """
 
     conversation_id: str
     reply_id: str
     text: str = ""
     phase: str = "thinking"
+    pushed: int = 0
+    last_push: float = 0.0
     last_snapshot: float = 0.0
+    flush_later: asyncio.Task[None] | None = None
 
     def details(self) -> dict[str, Any]:
         return {"reply_id": self.reply_id, "text": self.text, "phase": self.phase}
@@ -74,18 +83,39 @@ class _Stream:
         await self.push("phase", phase=phase, label=label)
 
     async def add(self, delta: str) -> None:
-        offset = len(self.text)
         self.text += delta
-        activity.heartbeat(self.details())
-        await self.push("delta", offset=offset, delta=delta)
-        now = time.monotonic()
-        if now - self.last_snapshot >= SNAPSHOT_EVERY_SECONDS:
-            self.last_snapshot = now
+        if time.monotonic() - self.last_push >= DELTA_COALESCE_SECONDS:
+            await self.flush()
+        elif self.flush_later is None:
+            self.flush_later = asyncio.create_task(self._flush_after_pause())
+
+    async def _flush_after_pause(self) -> None:
+        await asyncio.sleep(DELTA_COALESCE_SECONDS)
+        self.flush_later = None
+        await self.flush()
+
+    async def flush(self) -> None:
+        if self.pushed == len(self.text):
+            return
+        # Claim the text before awaiting, so a concurrent flush never sends it twice.
+        offset, self.pushed = self.pushed, len(self.text)
+        self.last_push = time.monotonic()
+        await self.push("delta", offset=offset, delta=self.text[offset : self.pushed])
+        if self.last_push - self.last_snapshot >= SNAPSHOT_EVERY_SECONDS:
+            self.last_snapshot = self.last_push
             await self.push("snapshot", text=self.text)
+
+    async def close(self) -> None:
+        """Send what is still buffered; the final message must follow every delta."""
+        if self.flush_later is not None:
+            self.flush_later.cancel()
+            self.flush_later = None
+        await self.flush()
 
 
 async def _heartbeat_forever(stream: _Stream) -> None:
-    # Keeps the heartbeat timeout meaningful while the model thinks before its first token.
+    # The heartbeat carries the text so far (a page loaded mid-answer shows it) and
+    # keeps the timeout meaningful while the model thinks before its first token.
     while True:
         activity.heartbeat(stream.details())
         await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
@@ -93,13 +123,12 @@ async def _heartbeat_forever(stream: _Stream) -> None:
 
 @activity.defn(name=LLM_ACTIVITY)
 async def call_llm(req: LlmRequest) -> LlmResult:
-    """Stream one model reply; mirror it and the messages before it into the database."""
+    """Stream one model reply; mirror it and the messages before it into the database.
+
+    A failed attempt mirrors nothing: the workflow hands the same messages to the
+    retry, or to the notice that reports the failure."""
     info = activity.info()
     stream = _Stream(conversation_id=req.conversation_id, reply_id=req.reply_id)
-    if req.new_messages:
-        await messages_record(
-            conversation_id=req.conversation_id, messages=req.new_messages, run_id=req.run_id
-        )
     prompt = await prompts.active_prompt(prompts.AGENT_SYSTEM_PROMPT)
     if info.attempt > 1:
         # A retry starts the reply over: clear what the failed attempt streamed.
@@ -155,6 +184,9 @@ async def call_llm(req: LlmRequest) -> LlmResult:
         await stream.set_phase("waiting", "The model had a problem; trying again…")
         raise ApplicationError(f"Model call failed: {type(err).__name__}") from err
     finally:
+        if stream.flush_later is not None:
+            stream.flush_later.cancel()
+            stream.flush_later = None
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeat
@@ -202,7 +234,11 @@ async def _finish(
         tool_calls=result.tool_calls,
         prompt_version=prompt_version,
     )
-    await messages_record(conversation_id=req.conversation_id, messages=[reply], run_id=req.run_id)
+    # One write mirrors the reply and what came before it (user messages, tool results).
+    await messages_record(
+        conversation_id=req.conversation_id, messages=[*req.new_messages, reply], run_id=req.run_id
+    )
+    await stream.close()
     await stream.push("message", message_id=req.reply_id, final=not result.tool_calls)
     return result
 
