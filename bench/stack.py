@@ -49,6 +49,7 @@ def product_stack(
             "SCRIPTED_MODEL_PORT": str(ports["model"]),
             "SCRIPTED_MODEL_CHUNK_DELAY_MS": str(chunk_delay_ms),
             "LOG_LEVEL": "WARNING",
+            "CHAT_RATE_LIMIT_MESSAGES": "0",
             "OPENAI_API_KEY": "",
             **(extra_env or {}),
         }

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
-from chatapp import temporal_client
+from chatapp import ratelimit, temporal_client
 from chatapp.models import Conversation, Message
 from chatapp.selectors import ConversationNotFound, conversation_get_for_owner
 from temporal_worker.shared import ChatMessage, MessageAccepted, StopResult
@@ -53,6 +53,27 @@ async def message_send(
     if conversation.is_archived:
         raise temporal_client.ChatRejected("This conversation is archived; start a new one.")
     try:
+        existing = await Message.objects.filter(id=message_id).afirst()
+        retried = (
+            existing is not None
+            and existing.conversation_id == conversation.id
+            and existing.role == Message.Role.USER
+        )
+        if existing is not None and not retried:
+            # Ids are the browser's to choose, so one must never name someone else's
+            # row: the mirror is keyed by id and would be overwritten.
+            raise temporal_client.ChatRejected(
+                "This message id is already in use; reload the page and send again.",
+                "MessageIdInUse",
+            )
+        # A retried request was counted the first time.
+        if not retried:
+            wait = await ratelimit.message_send_wait(user_id=user.pk)
+            if wait:
+                raise temporal_client.ChatRejected(
+                    f"You are sending messages too quickly; try again in {wait} s.",
+                    "RateLimited",
+                )
         accepted = await temporal_client.message_send(
             conversation_id=str(conversation.id),
             owner_id=user.pk,
@@ -65,8 +86,7 @@ async def message_send(
         raise
     # Temporal answers a repeated update id with the first result, so a retried
     # request is recognised by the row the first one wrote.
-    if await Message.objects.filter(id=message_id).aexists():
-        accepted.duplicate = True
+    accepted.duplicate = accepted.duplicate or retried
     await messages_record(
         conversation_id=str(conversation.id),
         messages=[ChatMessage(id=str(message_id), seq=accepted.seq, role="user", content=text)],
@@ -145,3 +165,11 @@ async def conversation_archive(
         conversation.archived_at = timezone.now()
         await conversation.asave(update_fields=["archived_at"])
     return conversation
+
+
+async def tool_result_record(
+    *, conversation_id: str, message: ChatMessage, full_content: str
+) -> None:
+    """Keep a tool's whole result for the transcript when the model only sees part of it."""
+    await messages_record(conversation_id=conversation_id, messages=[message])
+    await Message.objects.filter(id=uuid.UUID(message.id)).aupdate(content_full=full_content)

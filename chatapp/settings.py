@@ -81,7 +81,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    # Under ASGI every request runs in its own thread, so persistent connections would
+    # pile up (Django's advice: 0 with ASGI); the worker keeps one per ORM thread anyway.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -112,7 +114,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "staticfiles"
+# `manage.py collectstatic` writes here; whitenoise serves it when DEBUG=False.
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -126,27 +129,73 @@ STORAGES = {
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Shop support <support@shop.example>")
 
+# --- Production security (DEBUG=False); `manage.py check --deploy` passes ----------
 if not DEBUG:
+    # TLS ends at the proxy, which must set X-Forwarded-Proto (and strip it from clients).
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # Load balancers probe /healthz over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# --- Logging ----------------------------------------------------------------
+# LOG_FORMAT=json: one JSON object per line (production); plain otherwise. Our code
+# logs ids, never message bodies; libraries that log request bodies at DEBUG are held
+# at WARNING; configured secrets are redacted from every line.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain").strip().lower()
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").strip().upper()
+
+
+def _log_secrets() -> list[str]:
+    """Values no log line may show: they are replaced by "[redacted]"."""
+    from urllib.parse import urlsplit
+
+    secrets = [
+        SECRET_KEY or "",
+        env.str("OPENAI_API_KEY", default=""),
+        env.str("TEMPORAL_API_KEY", default=""),
+        str(DATABASES["default"].get("PASSWORD") or ""),
+    ]
+    try:
+        secrets.append(urlsplit(REDIS_URL).password or "")
+    except ValueError:
+        pass
+    return [s for s in secrets if s]
+
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {
+            "()": "chatapp.logging.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "redact": _log_secrets(),
+        },
+        "json": {"()": "chatapp.logging.JsonFormatter", "redact": _log_secrets()},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "temporalio": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        # These log whole requests (chat messages included) at DEBUG.
+        "openai": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
     },
 }
@@ -174,6 +223,13 @@ SCRIPTED_MODEL = not OPENAI_API_KEY
 # --- Chat limits ----------------------------------------------------------
 CHAT_MESSAGE_MAX_CHARS = env.int("CHAT_MESSAGE_MAX_CHARS", default=8000)
 
+# --- Agent loop (fixed per workflow when the conversation starts) -----------
+AGENT_MAX_STEPS_PER_TURN = env.int("AGENT_MAX_STEPS_PER_TURN", default=12)
+AGENT_STEPS_PER_RUN = env.int("AGENT_STEPS_PER_RUN", default=200)
+AGENT_CONTEXT_MAX_MESSAGES = env.int("AGENT_CONTEXT_MAX_MESSAGES", default=60)
+AGENT_CONTEXT_MAX_TOKENS = env.int("AGENT_CONTEXT_MAX_TOKENS", default=24_000)
+AGENT_TOOL_RESULT_MAX_CHARS = env.int("AGENT_TOOL_RESULT_MAX_CHARS", default=16_000)
+
 # --- Tests only ------------------------------------------------------------
 # Tool names whose first attempt raises after its write took effect (proves retries write once).
 TOOL_FAIL_AFTER_WRITE: set[str] = set()
@@ -181,3 +237,19 @@ TOOL_FAIL_AFTER_WRITE: set[str] = set()
 # --- Reviews --------------------------------------------------------------
 # Reviewers' addresses that also get the reminder when an approval waits long.
 APPROVAL_REMINDER_EMAILS = env.list("APPROVAL_REMINDER_EMAILS", default=[])
+
+# --- Cache and rate limits --------------------------------------------------
+# Redis when REDIS_URL is set, so every web process shares the rate-limit counters.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "agent-chat",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# At most this many chat messages per user in each window (0 = no limit).
+CHAT_RATE_LIMIT_MESSAGES = env.int("CHAT_RATE_LIMIT_MESSAGES", default=20)
+CHAT_RATE_LIMIT_WINDOW_SECONDS = env.int("CHAT_RATE_LIMIT_WINDOW_SECONDS", default=60)

@@ -172,7 +172,8 @@ async def conversation_live_state(*, conversation_id: str) -> LiveState | None:
     handle = client.get_workflow_handle(conversation_workflow_id(conversation_id))
     try:
         snapshot, description = await asyncio.gather(
-            handle.query(ConversationWorkflow.snapshot), handle.describe()
+            handle.query(ConversationWorkflow.snapshot, rpc_timeout=LIVE_STATE_TIMEOUT),
+            handle.describe(rpc_timeout=LIVE_STATE_TIMEOUT),
         )
     except Exception as err:
         logger.info("no live state for %s: %s", conversation_id, type(err).__name__)
@@ -211,6 +212,8 @@ class PendingListing:
 
 
 QUERY_CONCURRENCY = 64
+# A page renders from the database without the live part rather than wait for Temporal.
+LIVE_STATE_TIMEOUT = timedelta(seconds=2)
 # A workflow whose worker is gone would hold the whole dashboard for ~30 s.
 QUERY_TIMEOUT = timedelta(seconds=3)
 

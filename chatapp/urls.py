@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from chatapp import views
+from chatapp import converters, views  # noqa: F401 - converters registers "callid"
 
 chat_patterns = (
     [
@@ -12,7 +12,7 @@ chat_patterns = (
         path("c/<uuid:conversation_id>/stop/", views.answer_stop, name="stop"),
         path("c/<uuid:conversation_id>/retry/<uuid:notice_id>/", views.turn_retry, name="retry"),
         path(
-            "c/<uuid:conversation_id>/approvals/<str:call_id>/withdraw/",
+            "c/<uuid:conversation_id>/approvals/<callid:call_id>/withdraw/",
             views.approval_withdraw,
             name="withdraw",
         ),

@@ -11,6 +11,9 @@ from reviews.models import Approval
 REASON_MAX_CHARS = 1000
 EDITED_ARGUMENTS_MAX_CHARS = 20000
 BULK_MAX_ITEMS = 100
+# Approval.call_id's column; a hash is a hex sha256 at most.
+CALL_ID_MAX_CHARS = 100
+ARGUMENTS_HASH_MAX_CHARS = 64
 REJECT_NEEDS_REASON = "A rejection needs a reason for the agent and the user."
 
 
@@ -28,7 +31,7 @@ class _ReasonRequiredOnReject(forms.Form):
 class DecisionForm(_ReasonRequiredOnReject):
     """One decision; `arguments_hash` names the arguments the reviewer saw."""
 
-    arguments_hash = forms.CharField(max_length=64)
+    arguments_hash = forms.CharField(max_length=ARGUMENTS_HASH_MAX_CHARS)
     edited_arguments = forms.CharField(
         required=False, max_length=EDITED_ARGUMENTS_MAX_CHARS, strip=False, widget=forms.Textarea
     )
@@ -55,7 +58,9 @@ class BulkItemsField(forms.Field):
                 uuid.UUID(conversation_id)
             except ValueError as err:
                 raise forms.ValidationError("A selected item is malformed; reload.") from err
-            if not call_id or not arguments_hash:
+            if not 0 < len(call_id) <= CALL_ID_MAX_CHARS or not (
+                0 < len(arguments_hash) <= ARGUMENTS_HASH_MAX_CHARS
+            ):
                 raise forms.ValidationError("A selected item is malformed; reload.")
             items.append(BulkItem(conversation_id, call_id, arguments_hash))
         return items

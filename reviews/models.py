@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 
@@ -32,7 +33,9 @@ class ApprovalPolicy(models.Model):
         help_text="With 'above': ask only when the tool's threshold argument exceeds this.",
     )
     deadline_seconds = models.PositiveIntegerField(
-        default=24 * 3600, help_text="How long reviewers have before the timeout action applies."
+        default=24 * 3600,
+        validators=[MinValueValidator(10), MaxValueValidator(90 * 24 * 3600)],
+        help_text="How long reviewers have before the timeout action applies (at most 90 days).",
     )
     timeout_action = models.CharField(
         max_length=8, choices=TimeoutAction.choices, default=TimeoutAction.REJECT

@@ -8,7 +8,7 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("history/", views.approval_history, name="history"),
     path("bulk/", views.approvals_bulk_decide, name="bulk"),
-    path("<uuid:conversation_id>/<str:call_id>/", views.approval_detail, name="detail"),
-    path("<uuid:conversation_id>/<str:call_id>/decide/", views.approval_decide, name="decide"),
-    path("<uuid:conversation_id>/<str:call_id>/claim/", views.approval_claim, name="claim"),
+    path("<uuid:conversation_id>/<callid:call_id>/", views.approval_detail, name="detail"),
+    path("<uuid:conversation_id>/<callid:call_id>/decide/", views.approval_decide, name="decide"),
+    path("<uuid:conversation_id>/<callid:call_id>/claim/", views.approval_claim, name="claim"),
 ]

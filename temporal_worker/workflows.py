@@ -63,15 +63,19 @@ LLM_RETRY_POLICY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=2),
-    maximum_attempts=10,
+    # No attempt limit: a provider that rate-limits for minutes is waited for, each
+    # wait as long as its Retry-After. LLM_GIVE_UP_AFTER bounds the whole effort.
+    maximum_attempts=0,
     non_retryable_error_types=[CONTENT_POLICY_ERROR, LLM_REQUEST_ERROR],
 )
+LLM_GIVE_UP_AFTER = timedelta(minutes=15)
 # Short enough that a dead worker is noticed in seconds; the activity heartbeats
 # every second even while it waits for the model's first token.
 LLM_HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 LLM_START_TO_CLOSE = timedelta(minutes=5)
 SEEN_IDS_KEPT = 500
 TOOL_START_TO_CLOSE = timedelta(minutes=2)
+TOOL_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 TOOL_RETRY_POLICY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
@@ -205,6 +209,7 @@ class ConversationWorkflow:
             request,
             result_type=LlmResult,
             start_to_close_timeout=LLM_START_TO_CLOSE,
+            schedule_to_close_timeout=LLM_GIVE_UP_AFTER,
             heartbeat_timeout=LLM_HEARTBEAT_TIMEOUT,
             retry_policy=LLM_RETRY_POLICY,
             # Stop keeps the partial text: the activity answers the cancellation
@@ -307,6 +312,8 @@ class ConversationWorkflow:
             ),
             result_type=ToolOutcome,
             start_to_close_timeout=TOOL_START_TO_CLOSE,
+            # A worker that dies mid-tool is noticed in seconds, not at the 2 min timeout.
+            heartbeat_timeout=TOOL_HEARTBEAT_TIMEOUT,
             retry_policy=TOOL_RETRY_POLICY,
             summary=planned.summary or call.name,
         )

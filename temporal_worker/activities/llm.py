@@ -17,7 +17,7 @@ from typing import Any
 import openai
 from django.conf import settings
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from chatapp.progress import progress_push
 from chatapp.services import messages_record
@@ -161,6 +161,8 @@ async def call_llm(req: LlmRequest) -> LlmResult:
             f"Rate limited; retrying in {retry_after}s",
             type=RATE_LIMIT_ERROR,
             next_retry_delay=timedelta(seconds=retry_after),
+            # Expected while a provider throttles: logged at DEBUG, not as a failure.
+            category=ApplicationErrorCategory.BENIGN,
         ) from err
     except openai.BadRequestError as err:
         if llm_gateway.is_content_policy_error(err.body, err.message):

@@ -8,6 +8,7 @@ retries it, which the write tools' idempotency keys make safe.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 
@@ -26,6 +27,8 @@ from temporal_worker.tools.registry import (
 
 # Importing a tool module is what declares its tools.
 TOOL_MODULES = [shop_tools]
+
+HEARTBEAT_EVERY_SECONDS = 1.0
 
 ToolActivity = Callable[[ToolRequest], Awaitable[ToolOutcome]]
 
@@ -50,10 +53,13 @@ async def tool_run(definition: ToolDefinition, req: ToolRequest) -> ToolOutcome:
         requester_id=req.requester_id,
         attempt=activity.info().attempt,
     )
+    heartbeat = asyncio.create_task(_heartbeat_forever())
     try:
         result = await definition.implementation(args, ctx)
     except ToolError as err:
         return _refused(req, str(err))
+    finally:
+        heartbeat.cancel()
     content = json.dumps(result, default=str, ensure_ascii=False)
     limit = req.result_max_chars
     if limit and len(content) > limit:
@@ -82,6 +88,13 @@ async def _truncate_and_keep(req: ToolRequest, content: str, limit: int) -> str:
             full_content=content,
         )
     return shown
+
+
+async def _heartbeat_forever() -> None:
+    # Lets Temporal notice a dead worker within the heartbeat timeout.
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
 
 
 def _tool_activity(definition: ToolDefinition) -> ToolActivity:

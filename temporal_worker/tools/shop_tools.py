@@ -6,6 +6,8 @@ retried after its write took effect returns that write instead of repeating it.
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar
@@ -95,6 +97,14 @@ def _fail_after_write_if_injected(name: str, ctx: ToolContext) -> None:
     # Test-only fault: the write has happened, the attempt still fails, Temporal retries.
     if ctx.attempt == 1 and name in settings.TOOL_FAIL_AFTER_WRITE:
         raise RuntimeError("injected failure after the write")
+
+
+async def _pause_after_write_if_injected(ctx: ToolContext) -> None:
+    # Test-only fault: hold a write's first attempt after the write took effect, so a
+    # fault test can kill the worker there (env TOOL_PAUSE_AFTER_WRITE_SECONDS, default 0).
+    seconds = float(os.environ.get("TOOL_PAUSE_AFTER_WRITE_SECONDS") or 0)
+    if ctx.attempt == 1 and seconds > 0:
+        await asyncio.sleep(seconds)
 
 
 def _money(amount: Decimal) -> str:
@@ -226,6 +236,7 @@ def _issue_refund(args: IssueRefundArguments, ctx: ToolContext) -> dict[str, Any
 )
 async def issue_refund(args: IssueRefundArguments, ctx: ToolContext) -> dict[str, Any]:
     result = await _shop(_issue_refund, args=args, ctx=ctx)
+    await _pause_after_write_if_injected(ctx)
     _fail_after_write_if_injected("issue_refund", ctx)
     return result
 
@@ -256,6 +267,7 @@ def _send_email(args: SendEmailArguments, ctx: ToolContext) -> dict[str, Any]:
 )
 async def send_email(args: SendEmailArguments, ctx: ToolContext) -> dict[str, Any]:
     result = await _shop(_send_email, args=args, ctx=ctx)
+    await _pause_after_write_if_injected(ctx)
     _fail_after_write_if_injected("send_email", ctx)
     return result
 
@@ -284,5 +296,6 @@ def _change_order_status(args: ChangeOrderStatusArguments, ctx: ToolContext) -> 
 )
 async def change_order_status(args: ChangeOrderStatusArguments, ctx: ToolContext) -> dict[str, Any]:
     result = await _shop(_change_order_status, args=args, ctx=ctx)
+    await _pause_after_write_if_injected(ctx)
     _fail_after_write_if_injected("change_order_status", ctx)
     return result

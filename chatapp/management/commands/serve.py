@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 DEMO_ACCOUNTS = "demo accounts: alice / rita (reviewer) / admin — password: {password}"
 DEMO_PASSWORD = "demo-pass-123"  # seed_demo's default
 START_TIMEOUT_SECONDS = 30.0
+WEBSOCKET_MAX_MESSAGE_BYTES = 64 * 1024
 
 
 @dataclass
@@ -236,6 +237,8 @@ class Command(BaseCommand):
             signal_handlers=True,
             verbosity=0,
             ready_callable=ready,
+            # The sockets are server-to-client; nothing a browser sends needs more.
+            websocket_max_message_size=WEBSOCKET_MAX_MESSAGE_BYTES,
         )
         server.run()
         if not server.listening_addresses and not self.failure:
