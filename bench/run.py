@@ -1,0 +1,581 @@
+"""Where the time goes: the product's latencies next to Temporal's own floor, in one run.
+
+    .venv/bin/python bench/run.py            # everything, about 4 minutes on 2 cores
+    .venv/bin/python bench/run.py --quick    # fewer samples, 300 pending approvals max
+
+One Temporal dev server is started for the run, with the product's real worker, a
+floor worker, Django on a throwaway SQLite database and the scripted model (zero
+latency), all in this process. Then the whole product (`manage.py serve`, as
+`make run` starts it) runs once more in a subprocess for the web-layer figures.
+
+Measured (median and p95; product figures also as a ratio to the floor of the run):
+
+(a) the floor: an Update to a bare workflow that runs one no-op activity per step;
+(b) one agent step: message Update → LLM activity → the final `message` event on the
+    conversation's channel-layer group; also through the service layer the view
+    calls, and through the real web server (POST → final websocket fragment);
+(c) a step with two parallel read tools (LLM → 2 tools → LLM), next to a floor of
+    the same shape;
+(d) an approval round trip: the reviewer's decide Update → the workflow resumed
+    (`approval_decided` pushed) → the final reply;
+(e) the reviewer dashboard's list with 100 and 1,000 pending approvals
+    (`approvals_pending_list`: visibility vs queries; and the page itself);
+(f) progress latency: `activity.heartbeat` of a token → the websocket client has
+    the fragment (in-process ASGI websocket);
+plus step latency by concurrency (1/4/16 conversations in parallel).
+
+Writes bench/results/bench.json and bench/results/latency.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import harness, report  # noqa: E402
+from bench.harness import progress, summary  # noqa: E402
+
+DEFINITIONS = {
+    "reply_out": "from sending the Update (or the HTTP POST) to the first moment the result "
+    "is visible outside Temporal: the product's final `message` event on the conversation's "
+    "channel-layer group (or the final websocket fragment); the floor's last no-op activity "
+    "running. Same point of the step for both.",
+    "settled": "to the history's WorkflowTaskCompleted after the step's last activity "
+    "completed (long-polled from the server): the workflow has taken the result in.",
+    "update_rpc": "the Update (or update-with-start) RPC alone, until it returned.",
+    "x floor": "median / the floor's median, measured interleaved in the same run (ratio_to "
+    "names which floor); p95 x fl likewise for p95.",
+    "x shape": "median / the median of a floor with the same Temporal shape (rounds of "
+    "no-op activities), shape_ratio_to names it.",
+    "cpu": "time.process_time() of the bench process across the step: the worker, the "
+    "in-process model and the bench itself, every thread; less sensitive to other load.",
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
+    parser.add_argument("--runs", type=int, default=60, help="samples per step latency")
+    parser.add_argument("--tool-runs", type=int, default=40)
+    parser.add_argument("--new-runs", type=int, default=30, help="first messages timed")
+    parser.add_argument("--approval-runs", type=int, default=40)
+    parser.add_argument("--web-runs", type=int, default=40)
+    parser.add_argument("--progress-replies", type=int, default=4)
+    parser.add_argument("--dashboard", default="100,1000", help="pending approvals to list")
+    parser.add_argument(
+        "--dashboard-reps", type=int, default=5, help="listings timed per size (3 at most past 500)"
+    )
+    parser.add_argument("--concurrency", default="1,4,16")
+    parser.add_argument("--no-web", action="store_true", help="skip the web-layer stack")
+    parser.add_argument("--out", default=str(report.RESULTS / "bench.json"))
+    parser.add_argument("--plot", default=str(report.RESULTS / "latency.png"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.tool_runs, args.approval_runs, args.web_runs = 15, 10, 10, 10
+        args.new_runs = 10
+        args.progress_replies, args.dashboard_reps = 2, 2
+        args.dashboard = "100,300"
+    return args
+
+
+async def in_process(var_dir: str, users: harness.Users, args: argparse.Namespace) -> dict:
+    from bench import scenarios as sc
+
+    out: dict[str, Any] = {}
+    async with harness.in_process_stack(var_dir, users) as stack:
+        progress("in-process stack up: Temporal dev server, product worker, floor worker, model")
+        # Warm-up: imports, connections, the sandbox's module cache, the prompt row.
+        warm = [
+            sc.rolling_floor(stack, [1]),
+            sc.rolling_product(stack, sc.PLAIN_TEXT, name="warm"),
+        ]
+        await sc.interleaved(warm, 5, label="warm-up")
+
+        measures = [
+            sc.rolling_floor(stack, [1]),
+            sc.rolling_floor(stack, [1], with_start=True),
+            sc.rolling_product(stack, sc.PLAIN_TEXT, name="step"),
+            sc.rolling_product(stack, sc.PLAIN_TEXT, via="service", name="step_service"),
+        ]
+        await sc.interleaved(measures, args.runs, label="(a)+(b) floor and agent step")
+        out.update({m.name: m for m in measures})
+
+        measures = [sc.new_floor(stack), sc.new_conversation(stack)]
+        await sc.interleaved(measures, args.new_runs, label="(b) first message of a conversation")
+        out.update({m.name: m for m in measures})
+
+        measures = [
+            sc.rolling_floor(stack, [1, 2, 1]),
+            sc.rolling_product(stack, sc.TOOLS_TEXT, name="tools", activities=4),
+        ]
+        await sc.interleaved(measures, args.tool_runs, label="(c) two parallel tools")
+        out.update({m.name: m for m in measures})
+
+        measures = [sc.rolling_floor(stack, [1, 1, 1]), sc.approval_measure(stack)]
+        await sc.interleaved(measures, args.approval_runs, label="(d) approval round trip")
+        out.update({m.name: m for m in measures})
+
+        progress("(f) progress latency, paced (20 ms per token) and burst (0 ms)")
+        out["progress_paced"] = await sc.progress_latency(
+            stack, replies=args.progress_replies, slow_ms=20
+        )
+        out["progress_burst"] = await sc.progress_latency(
+            stack, replies=args.progress_replies, slow_ms=0
+        )
+
+        levels = [int(x) for x in args.concurrency.split(",") if x]
+        progress(f"latency by concurrency {levels}")
+        out["concurrency"] = await sc.by_concurrency(
+            stack, levels, samples_per_level=max(20, args.runs // 2)
+        )
+
+        out["dashboard"] = []
+        for size in [int(x) for x in args.dashboard.split(",") if x]:
+            progress(f"(e) dashboard: growing to {size} pending approvals, then listing")
+            reps = args.dashboard_reps if size <= 500 else min(3, args.dashboard_reps)
+            out["dashboard"].append(await sc.dashboard_listing(stack, size, reps))
+    return out
+
+
+def row(
+    section: str,
+    key: str,
+    label: str,
+    values: list[float],
+    *,
+    short: str = "",
+    floor: dict[str, float] | None = None,
+    shape: dict[str, float] | None = None,
+    plot: bool = False,
+    is_floor: bool = False,
+    ratio_to: str = "floor",
+    shape_of: str = "",
+) -> dict[str, Any]:
+    stats = summary(values)
+    entry: dict[str, Any] = {
+        "section": section,
+        "key": key,
+        "label": label,
+        "short": short or key,
+        "plot": plot,
+        "is_floor": is_floor,
+        **stats,
+    }
+    if floor and stats["n"]:
+        entry["ratio"] = round(stats["median_ms"] / floor["median_ms"], 2)
+        entry["ratio_p95"] = round(stats["p95_ms"] / floor["p95_ms"], 2)
+        entry["ratio_to"] = ratio_to
+    if shape and stats["n"]:
+        entry["shape_ratio"] = round(stats["median_ms"] / shape["median_ms"], 2)
+        entry["shape_ratio_to"] = shape_of or ratio_to
+    return entry
+
+
+def build_rows(res: dict[str, Any], web: dict[str, Any] | None) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    floor_m = res["floor"]
+    floor = summary(floor_m.series("reply_out"))
+    rows.append(
+        row(
+            "a",
+            "floor",
+            "floor: Update → no-op activity ran",
+            floor_m.series("reply_out"),
+            short="floor",
+            plot=True,
+            is_floor=True,
+        )
+    )
+    rows.append(
+        row(
+            "a",
+            "floor_update_rpc",
+            "floor: the Update RPC alone (returned)",
+            floor_m.series("update_rpc"),
+        )
+    )
+    rows.append(
+        row(
+            "a",
+            "floor_settled",
+            "floor: Update → step recorded (history: WFT completed)",
+            floor_m.series("settled"),
+        )
+    )
+    uws = res["floor_uws"]
+    rows.append(
+        row(
+            "a",
+            "floor_uws",
+            "floor, sent as update-with-start (as the product does)",
+            uws.series("reply_out"),
+            short="floor uws",
+            floor=floor,
+            plot=True,
+            is_floor=True,
+        )
+    )
+    step = res["step"]
+    rows.append(
+        row(
+            "b",
+            "step",
+            "agent step: message_send → final `message` event",
+            step.series("reply_out"),
+            short="step",
+            floor=floor,
+            shape=floor,
+            plot=True,
+        )
+    )
+    rows.append(
+        row(
+            "b",
+            "step_update_rpc",
+            "agent step: the update-with-start RPC alone",
+            step.series("update_rpc"),
+            floor=summary(floor_m.series("update_rpc")),
+            ratio_to="floor_update_rpc",
+        )
+    )
+    rows.append(
+        row(
+            "b",
+            "step_settled",
+            "agent step: → step recorded (history: WFT completed)",
+            step.series("settled"),
+            floor=summary(floor_m.series("settled")),
+            ratio_to="floor_settled",
+        )
+    )
+    new_floor = summary(res["floor_new"].series("reply_out"))
+    rows.append(
+        row(
+            "b",
+            "floor_new",
+            "floor: new workflow by update-with-start → activity ran",
+            res["floor_new"].series("reply_out"),
+            short="floor new",
+            floor=floor,
+            plot=True,
+            is_floor=True,
+        )
+    )
+    rows.append(
+        row(
+            "b",
+            "step_new",
+            "first message: update-with-start creates the workflow → reply",
+            res["step_new"].series("reply_out"),
+            short="first message",
+            floor=floor,
+            shape=new_floor,
+            shape_of="floor_new",
+            plot=True,
+        )
+    )
+    rows.append(
+        row(
+            "b",
+            "step_new_update_rpc",
+            "first message: the update-with-start RPC alone",
+            res["step_new"].series("update_rpc"),
+            floor=summary(res["floor_new"].series("update_rpc")),
+            ratio_to="floor_new (update RPC)",
+        )
+    )
+    rows.append(
+        row(
+            "b",
+            "floor_cpu",
+            "floor: CPU of this process per step (all threads)",
+            floor_m.series("cpu"),
+        )
+    )
+    rows.append(
+        row(
+            "b",
+            "step_cpu",
+            "agent step: CPU of this process per step (worker+model+bench)",
+            step.series("cpu"),
+            floor=summary(floor_m.series("cpu")),
+            ratio_to="floor_cpu",
+        )
+    )
+    service = res["step_service"]
+    rows.append(
+        row(
+            "b",
+            "step_service",
+            "agent step via services.message_send (view's layer)",
+            service.series("reply_out"),
+            short="step (service)",
+            floor=floor,
+            plot=True,
+        )
+    )
+    if web:
+        web_floor = summary(web["web_floor"].series("reply_out"))
+        rows.append(
+            row(
+                "b",
+                "web_floor",
+                "web stack's server: floor (Update → no-op activity)",
+                web["web_floor"].series("reply_out"),
+                short="web floor",
+                plot=True,
+                is_floor=True,
+            )
+        )
+        rows.append(
+            row(
+                "b",
+                "web_step",
+                "web: HTTP POST → final websocket fragment",
+                web["web_step"].series("reply_out"),
+                short="web step",
+                floor=web_floor,
+                ratio_to="web_floor",
+                shape=web_floor,
+                plot=True,
+            )
+        )
+        rows.append(
+            row(
+                "b",
+                "web_first_token",
+                "web: HTTP POST → first token on the websocket",
+                web["web_step"].series("first_token"),
+                floor=web_floor,
+                ratio_to="web_floor",
+            )
+        )
+        rows.append(
+            row(
+                "b",
+                "web_http_response",
+                "web: HTTP POST → response received",
+                web["web_step"].series("http_response"),
+                floor=web_floor,
+                ratio_to="web_floor",
+            )
+        )
+    tools_floor = summary(res["floor_[1, 2, 1]"].series("reply_out"))
+    rows.append(
+        row(
+            "c",
+            "floor_tools",
+            "floor shaped [1 → 2 parallel → 1] activities",
+            res["floor_[1, 2, 1]"].series("reply_out"),
+            short="floor 1-2-1",
+            floor=floor,
+            plot=True,
+            is_floor=True,
+        )
+    )
+    rows.append(
+        row(
+            "c",
+            "tools",
+            "two parallel tools: message → LLM → 2 tools → LLM → final",
+            res["tools"].series("reply_out"),
+            short="2 tools",
+            floor=floor,
+            shape=tools_floor,
+            shape_of="floor_tools",
+            plot=True,
+        )
+    )
+    approval_floor = summary(res["floor_[1, 1, 1]"].series("reply_out"))
+    approval = res["approval"]
+    rows.append(
+        row(
+            "d",
+            "floor_approval",
+            "floor shaped [1 → 1 → 1] activities",
+            res["floor_[1, 1, 1]"].series("reply_out"),
+            short="floor 1-1-1",
+            floor=floor,
+            plot=True,
+            is_floor=True,
+        )
+    )
+    rows.append(
+        row(
+            "d",
+            "approval_update_rpc",
+            "approval: the decide Update RPC (returned)",
+            approval.series("update_rpc"),
+            floor=summary(floor_m.series("update_rpc")),
+            ratio_to="floor_update_rpc",
+        )
+    )
+    rows.append(
+        row(
+            "d",
+            "approval_resumed",
+            "approval: decide → resumed (`approval_decided` pushed)",
+            approval.series("resumed"),
+            short="approval resumed",
+            floor=floor,
+            shape=floor,
+            plot=True,
+        )
+    )
+    rows.append(
+        row(
+            "d",
+            "approval_reply",
+            "approval: decide → notify, tool, LLM → final reply",
+            approval.series("reply_out"),
+            short="approval → reply",
+            floor=floor,
+            shape=approval_floor,
+            shape_of="floor_approval",
+            plot=True,
+        )
+    )
+    for item in res["dashboard"]:
+        size = item["size"]
+        rows.append(
+            row(
+                "e",
+                f"list_{size}",
+                f"list {size:,} pending: approvals_pending_list()",
+                item["total"],
+            )
+        )
+        rows.append(
+            row(
+                "e",
+                f"list_{size}_visibility",
+                "  of which the visibility query",
+                item["visibility"],
+            )
+        )
+        rows.append(
+            row("e", f"list_{size}_queries", "  of which the per-workflow Queries", item["queries"])
+        )
+        rows.append(
+            row(
+                "e",
+                f"page_{size}",
+                f"GET /reviews/ with {size:,} pending (in-process)",
+                item["page"],
+            )
+        )
+    for key, label in (
+        ("progress_paced", "token reaches the activity → websocket client, 20 ms/token"),
+        ("progress_burst", "token reaches the activity → websocket client, 0 ms/token"),
+    ):
+        rows.append(
+            row("f", key, label, res[key]["latencies"], short=key.replace("_", " "), plot=True)
+        )
+        rows.append(
+            row(
+                "f",
+                f"{key}_push",
+                "  delta event pushed → websocket client",
+                res[key]["push_latencies"],
+            )
+        )
+    for previous, current in zip([None, *rows], rows, strict=False):
+        current["first"] = previous is None or previous["section"] != current["section"]
+    return rows
+
+
+def measures_json(res: dict[str, Any], web: dict[str, Any] | None) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    for name, value in {**res, **(web or {})}.items():
+        if hasattr(value, "samples"):
+            keys = sorted({k for s in value.samples for k in s})
+            raw[name] = {k: [round(x * 1000, 2) for x in value.series(k)] for k in keys}
+    for key in ("progress_paced", "progress_burst"):
+        item = res[key]
+        raw[key] = {
+            "latency_ms": [round(x * 1000, 2) for x in item["latencies"]],
+            "push_latency_ms": [round(x * 1000, 2) for x in item["push_latencies"]],
+            **{k: v for k, v in item.items() if k not in ("latencies", "push_latencies")},
+        }
+    raw["dashboard"] = [
+        {
+            **{k: v for k, v in item.items() if not isinstance(v, list)},
+            **{
+                f"{k}_ms": [round(x * 1000, 1) for x in item[k]]
+                for k in ("total", "visibility", "queries", "page")
+            },
+        }
+        for item in res["dashboard"]
+    ]
+    return raw
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-run-") as var_dir:
+        harness.django_setup(var_dir)
+        machine = harness.machine_info()
+        users = harness.users_create()
+        res = asyncio.run(in_process(var_dir, users, args))
+    web = None
+    if not args.no_web:
+        from bench.web import run_web
+
+        web = run_web(args.web_runs)
+    machine["loadavg_end"] = harness.load_average()
+    machine["bench_seconds"] = round(time.monotonic() - started, 1)
+
+    rows = build_rows(res, web)
+    concurrency = {
+        name: {str(level): summary(values) for level, values in by_level.items()}
+        for name, by_level in res["concurrency"].items()
+    }
+    print()
+    print(report.table(rows))
+    print()
+    print("step latency by concurrency (median / p95 ms):")
+    for name, by_level in concurrency.items():
+        cells = "  ".join(
+            f"{level:>2}: {s['median_ms']:.0f} / {s['p95_ms']:.0f}" for level, s in by_level.items()
+        )
+        print(f"  {name:<8} {cells}")
+    for key in ("progress_paced", "progress_burst"):
+        item = res[key]
+        print(
+            f"{key}: {item['tokens_delivered']} of {item['tokens']} tokens reached the socket, "
+            f"in {item['delta_frames']} frames ({item['deltas_pushed']} delta events pushed)"
+        )
+    print(
+        f"\nmachine: {machine['nproc']} x {machine['cpu_model']}, Python {machine['python']}, "
+        f"temporalio {machine['temporalio']}, load {machine['loadavg_start']} → "
+        f"{machine['loadavg_end']}, {machine['bench_seconds']} s"
+    )
+
+    data = {
+        "definitions": DEFINITIONS,
+        "machine": machine,
+        "config": {k: v for k, v in vars(args).items() if k not in ("out", "plot")},
+        "results": {
+            r["key"]: {k: v for k, v in r.items() if k not in ("first", "plot", "short")}
+            for r in rows
+        },
+        "concurrency": concurrency,
+        "samples": measures_json(res, web),
+    }
+    out = Path(args.out)
+    report.write_json(data, out)
+    report.plot(rows, concurrency, Path(args.plot))
+    print(f"wrote {out} and {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
