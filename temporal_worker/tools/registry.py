@@ -122,5 +122,15 @@ def canonical_arguments(args: BaseModel) -> str:
     return canonical_json(args.model_dump(mode="json"))
 
 
+_openai_tools: list[dict[str, Any]] = []
+_openai_tools_for: tuple[str, ...] = ()
+
+
 def openai_tools() -> list[dict[str, Any]]:
-    return [definition.openai_schema() for definition in TOOLS.values()]
+    """The tools schema sent with every LLM call: built once per set of tools."""
+    global _openai_tools, _openai_tools_for
+    names = tuple(TOOLS)
+    if names != _openai_tools_for:
+        _openai_tools = [definition.openai_schema() for definition in TOOLS.values()]
+        _openai_tools_for = names
+    return _openai_tools
