@@ -128,7 +128,8 @@ def main() -> None:
     print(json.dumps({k: v for k, v in result.items() if k != "per_run"}, indent=2))
     for index, run in enumerate(result["per_run"], start=1):
         print(
-            f"run {index}: {run['llm_steps']} LLM steps, {run['events']} events, {run['bytes']:,} bytes"
+            f"run {index}: {run['llm_steps']} LLM steps, {run['events']} events, "
+            f"{run['bytes']:,} bytes"
         )
 
 
