@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv setup run test lint bench clean record-histories
+.PHONY: venv setup run test test-production lint bench clean record-histories
 
 venv: $(STAMP)
 
@@ -29,12 +29,17 @@ run: setup
 test: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# Production mode: PostgreSQL, Redis, Temporal, 2 workers and 2 daphne web processes, each
+# its own process (scripts/prod_stack.py). Needs Debian's postgresql and redis-server.
+test-production: venv
+	PRODUCTION_MODE=1 $(VENV)/bin/pytest -m production tests/production
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 bench: venv
-	$(PY) bench/run.py
+	$(PY) -m pip install -q -e '.[dev,bench]' && $(PY) bench/run.py
 
 # After a deliberate (workflow.patched) change to workflow code: record the replay
 # histories again from the scenarios in tests/temporal_worker/test_replay.py.

@@ -1,0 +1,501 @@
+"""Load check: N users chatting at once through the real web server and websockets.
+
+Every user is a logged-in aiohttp session with its own conversation and websocket. It
+starts the conversation (untimed), then sends `--turns` messages one after another,
+each timed from the POST to the final message on its websocket. The scripted model
+answers at zero latency, so the figures are the product's own cost. For N = 10, 50
+and 200, in two modes, each N on a freshly started stack:
+
+- embedded: `manage.py serve` (daphne with the worker inside, SQLite, in-memory
+  channel layer), as `make run` starts it (bench/stack.py);
+- production: PostgreSQL, Redis, Temporal, 2 worker processes and 2 daphne web
+  processes (scripts/prod_stack.py); user i posts to web i % 2 and watches its
+  websocket on the other one, so every turn crosses processes through Redis.
+
+Reports turns per second, p50/p95 latency, errors (must be zero) and the peak resident
+memory of each process (VmHWM from /proc; for PostgreSQL also the sampled peak of its
+backends' summed PSS). Writes bench/results/load.json. Not a test: nothing is asserted
+beyond the exit status (1 when any error happened).
+
+    .venv/bin/python bench/load.py                       # both modes, N = 10 50 200
+    .venv/bin/python bench/load.py --mode production --users 10 --turns 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import resource
+import signal
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from stack import percentile, product_stack  # noqa: E402
+
+from scripts.prod_stack import ChatClient, ChatError, production_stack  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+SETUP_CONCURRENCY = 25
+TURN_TIMEOUT_SECONDS = 60.0
+# The client's own limit on one step, above every timeout it sets on the way.
+WATCHDOG_SECONDS = 3 * TURN_TIMEOUT_SECONDS
+SAMPLE_EVERY_SECONDS = 0.5
+# --logs DIR: where production mode copies every process's log after each run.
+LOGS_DIR: Path | None = None
+
+
+# --- memory ---------------------------------------------------------------------
+
+
+def _status_kb(pid: int, field_name: str, source: str = "status") -> int:
+    """A "Name: N kB" field of /proc/<pid>/status (or smaps_rollup); 0 when gone."""
+    try:
+        with open(f"/proc/{pid}/{source}") as status:
+            for line in status:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _children_by_parent() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                after_name = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        tree.setdefault(int(after_name[1]), []).append(int(entry))
+    return tree
+
+
+def descendants(pid: int) -> list[int]:
+    tree = _children_by_parent()
+    found, todo = [], [pid]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class MemoryWatch:
+    """Peak memory of named processes: the kernel's VmHWM for each, and for those
+    marked as trees (PostgreSQL) a sampled peak of the summed PSS of the process and
+    all its descendants (PSS shares shared memory out, so the sum is not inflated)."""
+
+    def __init__(self, processes: dict[str, int], trees: set[str] = frozenset()) -> None:
+        self.processes = processes
+        self.trees = trees
+        self.tree_peak_kb: dict[str, int] = dict.fromkeys(trees, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> MemoryWatch:
+        self.cpu_start = self._cpu_seconds()
+        self._thread.start()
+        return self
+
+    def _cpu_seconds(self) -> dict[str, float]:
+        """User + system CPU seconds of each named process and its descendants."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        used: dict[str, float] = {}
+        for name, pid in self.processes.items():
+            total = 0
+            for p in [pid, *descendants(pid)]:
+                try:
+                    with open(f"/proc/{p}/stat") as stat:
+                        fields = stat.read().rsplit(")", 1)[1].split()
+                    total += int(fields[11]) + int(fields[12])
+                except (OSError, IndexError, ValueError):
+                    pass
+            used[name] = total / ticks
+        return used
+
+    def cpu_used(self) -> dict[str, float]:
+        """CPU seconds each process (with its children) used since the watch started."""
+        now = self._cpu_seconds()
+        return {name: round(now[name] - self.cpu_start.get(name, 0.0), 1) for name in now}
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            for name in self.trees:
+                pid = self.processes[name]
+                total = sum(_status_kb(p, "Pss", "smaps_rollup") for p in [pid, *descendants(pid)])
+                self.tree_peak_kb[name] = max(self.tree_peak_kb[name], total)
+            self._stop.wait(SAMPLE_EVERY_SECONDS)
+
+    def peaks_mb(self) -> dict[str, float]:
+        peaks = {
+            name: round(_status_kb(pid, "VmHWM") / 1024, 1) for name, pid in self.processes.items()
+        }
+        for name, kb in self.tree_peak_kb.items():
+            peaks[f"{name}+backends (PSS)"] = round(kb / 1024, 1)
+        return peaks
+
+
+# --- the users ------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    mode: str
+    users: int
+    turns_per_user: int
+    turns: int = 0
+    seconds: float = 0.0
+    turns_per_second: float = 0.0
+    p50_ms: float = 0.0
+    p95_ms: float = 0.0
+    max_ms: float = 0.0
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    setup_seconds: float = 0.0
+    catch_up_misses: int = 0
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    # CPU seconds each process used during the run (setup included), children included,
+    # and what this load generator itself used (it shares the machine).
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    client_cpu_seconds: float = 0.0
+
+
+async def run_users(
+    *, mode: str, sessions: list[str], web_urls: list[str], behind_proxy: bool, turns: int
+) -> RunResult:
+    result = RunResult(mode=mode, users=len(sessions), turns_per_user=turns)
+    latencies: list[float] = []
+    errors: list[str] = []
+    gate = asyncio.Semaphore(SETUP_CONCURRENCY)
+    # Everyone has a conversation and an open socket (or failed trying) before the clock
+    # starts.
+    ready_count = 0
+    all_ready = asyncio.Event()
+    go = asyncio.Event()
+
+    def ready() -> None:
+        nonlocal ready_count
+        ready_count += 1
+        if ready_count == len(sessions):
+            all_ready.set()
+
+    clients = [
+        ChatClient(
+            web_urls, behind_proxy=behind_proxy, session_key=key, timeout=TURN_TIMEOUT_SECONDS
+        )
+        for key in sessions
+    ]
+
+    def record_error(where: str, err: BaseException) -> None:
+        errors.append(f"{where}: {type(err).__name__}: {err}"[:300])
+
+    async def user(index: int, client: ChatClient) -> None:
+        web_http = web_urls[index % len(web_urls)]
+        web_ws = web_urls[(index + 1) % len(web_urls)]
+        try:
+            async with gate, asyncio.timeout(WATCHDOG_SECONDS):
+                conversation_id, socket = await client.first_turn(
+                    web_http, web_ws, f"load user {index} says hello"
+                )
+        except Exception as err:
+            record_error(f"user {index} setup", _hung(err))
+            ready()
+            return
+        try:
+            ready()
+            # Keep reading while the others get ready: that answers daphne's pings (an
+            # unread socket is dropped after ~50 s) and drops late catch-up fragments.
+            while not go.is_set():
+                try:
+                    message = await socket.receive(timeout=0.5)
+                except TimeoutError:
+                    continue
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    record_error(f"user {index} waiting", ChatError(message.type.name))
+                    return
+            for turn in range(turns):
+                try:
+                    async with asyncio.timeout(WATCHDOG_SECONDS):
+                        done = await client.turn(
+                            web_http, socket, conversation_id, f"user {index} turn {turn}"
+                        )
+                except Exception as err:
+                    record_error(f"user {index} turn {turn}", _hung(err))
+                    return
+                latencies.append(done.seconds)
+        finally:
+            with contextlib.suppress(Exception):
+                await socket.close()
+
+    setup_started = time.perf_counter()
+    client_cpu = time.process_time()
+    tasks = [asyncio.create_task(user(i, c)) for i, c in enumerate(clients)]
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _tasks_dump)
+    watch = asyncio.create_task(_progress(lambda: ready_count, len(sessions), latencies, errors))
+    await all_ready.wait()
+    started = time.perf_counter()
+    go.set()
+    result.setup_seconds = round(started - setup_started, 1)
+    await asyncio.gather(*tasks)
+    result.seconds = round(time.perf_counter() - started, 2)
+    result.client_cpu_seconds = round(time.process_time() - client_cpu, 1)
+    watch.cancel()
+    for client in clients:
+        result.catch_up_misses += client.catch_up_misses
+        await client.close()
+
+    result.turns = len(latencies)
+    result.errors = len(errors)
+    result.error_samples = errors[:5]
+    if latencies:
+        result.turns_per_second = round(len(latencies) / result.seconds, 1)
+        result.p50_ms = round(statistics.median(latencies) * 1000, 1)
+        result.p95_ms = round(percentile(latencies, 0.95) * 1000, 1)
+        result.max_ms = round(max(latencies) * 1000, 1)
+    return result
+
+
+async def _progress(
+    ready: Callable[[], int], users: int, latencies: list[float], errors: list[str]
+) -> None:
+    """A line every 15 s while a run is slow, so a stall shows where it is."""
+    while True:
+        await asyncio.sleep(15)
+        print(
+            f"  … {ready()}/{users} users ready, {len(latencies)} turns, {len(errors)} errors",
+            flush=True,
+        )
+
+
+def _hung(err: BaseException) -> BaseException:
+    if isinstance(err, TimeoutError) and not str(err):
+        return ChatError(f"no result within the {WATCHDOG_SECONDS:.0f}s watchdog")
+    return err
+
+
+def _tasks_dump() -> None:
+    """`kill -USR1 <pid>`: print where every task waits, following the await chain."""
+    for task in asyncio.all_tasks():
+        chain = []
+        coro: Any = task.get_coro()
+        while coro is not None:
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+            if frame is not None:
+                chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        print(f"task {task.get_name()}: {' → '.join(chain)}")
+    sys.stdout.flush()
+
+
+# --- the two modes ----------------------------------------------------------------
+
+
+@contextmanager
+def embedded(users: int) -> Iterator[tuple[list[str], list[str], bool, dict[str, int], set[str]]]:
+    with product_stack(chunk_delay_ms=0, extra_env={"LOG_LEVEL": "ERROR"}) as running:
+        sessions = _sessions(running.env, users)
+        serve_pid = next(p for p in descendants(os.getpid()) if "manage.py serve" in _cmdline(p))
+        drain = _serve_output_drain(serve_pid, users)
+        processes = {"web+worker (serve)": serve_pid}
+        for pid in descendants(serve_pid):
+            line = _cmdline(pid)
+            if "start-dev" in line:
+                processes["temporal"] = pid
+            elif "scripted_model" in line:
+                processes["scripted model"] = pid
+        try:
+            yield [running.base_url], sessions, False, processes, set()
+        finally:
+            if drain is not None:
+                drain.join(timeout=0)
+
+
+def _serve_output_drain(pid: int, users: int) -> threading.Thread | None:
+    """Read `manage.py serve`'s output, which bench/stack.py pipes but never reads.
+
+    Once ~64 KB of warnings fill that pipe, serve's next log line blocks its event loop
+    for good (every answer stalls). The lines go to LOGS_DIR/embedded-N/serve.log.
+    """
+    import gc
+    import subprocess
+
+    proc = next(
+        (
+            o
+            for o in gc.get_objects()
+            if isinstance(o, subprocess.Popen) and o.pid == pid and o.stdout is not None
+        ),
+        None,
+    )
+    if proc is None:
+        return None
+    target = LOGS_DIR / f"embedded-{users}" / "serve.log" if LOGS_DIR else None
+
+    def copy() -> None:
+        sink = None
+        if target is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            sink = target.open("w")
+        try:
+            for line in proc.stdout:
+                if sink is not None:
+                    sink.write(line)
+        except (OSError, ValueError):
+            pass
+        finally:
+            if sink is not None:
+                sink.close()
+
+    thread = threading.Thread(target=copy, daemon=True)
+    thread.start()
+    return thread
+
+
+@contextmanager
+def production(users: int) -> Iterator[tuple[list[str], list[str], bool, dict[str, int], set[str]]]:
+    logs = LOGS_DIR / f"production-{users}" if LOGS_DIR else None
+    with production_stack(
+        workers=2, webs=2, chunk_delay_ms=0, extra_env={"LOG_LEVEL": "WARNING"}, logs_to=logs
+    ) as running:
+        sessions = _sessions(running.env, users)
+        processes = {c.name: c.pid for c in running.children}
+        yield running.web_urls, sessions, True, processes, {"postgres"}
+
+
+def _sessions(env: dict[str, str], users: int) -> list[str]:
+    import subprocess
+
+    output = subprocess.run(
+        [sys.executable, "manage.py", "bench_users", "--count", str(users), "--prefix", "load-"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
+    return list(json.loads(output).values())
+
+
+MODES: dict[str, Callable[[int], Any]] = {"embedded": embedded, "production": production}
+
+
+def run(mode: str, users: int, turns: int) -> RunResult:
+    with MODES[mode](users) as (web_urls, sessions, behind_proxy, processes, trees):
+        with MemoryWatch(processes, trees) as memory:
+            result = asyncio.run(
+                run_users(
+                    mode=mode,
+                    sessions=sessions,
+                    web_urls=web_urls,
+                    behind_proxy=behind_proxy,
+                    turns=turns,
+                )
+            )
+            result.peak_rss_mb = memory.peaks_mb()
+            result.cpu_seconds = memory.cpu_used()
+    return result
+
+
+def print_table(results: list[RunResult]) -> None:
+    header = (
+        f"{'mode':<11}{'N':>5}{'turns':>7}{'turns/s':>9}{'p50 ms':>9}{'p95 ms':>9}"
+        f"{'max ms':>9}{'errors':>8}  peak RSS MB per process"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        memory = ", ".join(f"{name} {mb:g}" for name, mb in r.peak_rss_mb.items())
+        print(
+            f"{r.mode:<11}{r.users:>5}{r.turns:>7}{r.turns_per_second:>9}{r.p50_ms:>9}"
+            f"{r.p95_ms:>9}{r.max_ms:>9}{r.errors:>8}  {memory}"
+        )
+        cpu = ", ".join(f"{name} {seconds:g}" for name, seconds in r.cpu_seconds.items())
+        print(
+            f"{'':>11}setup {r.setup_seconds} s, run {r.seconds} s; CPU s: {cpu}, "
+            f"load generator {r.client_cpu_seconds}"
+        )
+        if r.catch_up_misses:
+            print(f"{'':>11}late sockets that missed a finished reply: {r.catch_up_misses}")
+        for sample in r.error_samples:
+            print(f"{'':>11}error: {sample}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, nargs="+", default=[10, 50, 200])
+    parser.add_argument("--turns", type=int, default=3, help="timed messages per user")
+    parser.add_argument("--mode", choices=["embedded", "production", "both"], default="both")
+    parser.add_argument("--output", type=Path, default=RESULTS / "load.json")
+    parser.add_argument("--logs", type=Path, help="keep production-mode process logs here")
+    args = parser.parse_args()
+    global LOGS_DIR
+    LOGS_DIR = args.logs
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # sockets: 2+ per user
+    modes = ["embedded", "production"] if args.mode == "both" else [args.mode]
+    results: list[RunResult] = []
+    started = time.monotonic()
+    for mode in modes:
+        for users in args.users:
+            print(f"{mode}: {users} users x {args.turns} turns ...", flush=True)
+            results.append(run(mode, users, args.turns))
+            print_table(results[-1:])
+    print()
+    print_table(results)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(
+        json.dumps(
+            {
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "loadavg_end": os.getloadavg()[0],
+                },
+                "turns_per_user": args.turns,
+                "seconds": round(time.monotonic() - started, 1),
+                "runs": [asdict(r) for r in results],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"\nwrote {args.output}")
+    sys.exit(1 if any(r.errors for r in results) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""The product in production mode: separate web and worker processes sharing one
+PostgreSQL, one Redis channel layer and one Temporal, configured from the environment."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
+from scripts.prod_stack import ROOT, ChatClient, ProductionStack
+from temporal_worker.shared import conversation_workflow_id
+
+pytestmark = pytest.mark.production
+
+WORKER_STOP_TIMEOUT_SECONDS = 30
+
+
+def test_check_deploy_has_no_warnings(prod: ProductionStack) -> None:
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=prod.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output
+    assert "System check identified no issues (0 silenced)." in output, output
+    assert "WARNING" not in output, output
+
+
+async def test_progress_from_a_worker_reaches_a_socket_on_the_other_web_process(
+    prod: ProductionStack, alice: ChatClient
+) -> None:
+    web_a, web_b = prod.web_urls
+    conversation_id, socket = await alice.first_turn(web_a, web_b, "hello from A")
+    try:
+        # The socket on B is open before the message is sent through A: every delta
+        # and the final message travel worker → Redis → web process B.
+        result = await alice.turn(web_a, socket, conversation_id, "second message via A")
+    finally:
+        await socket.close()
+    assert result.deltas > 0, "no token deltas reached web process B"
+    assert "second message via A" in result.final_html
+    assert 'class="msg assistant' in result.final_html
+
+
+async def test_turns_are_handled_by_both_worker_processes(
+    prod: ProductionStack, user_sessions: list[str]
+) -> None:
+    identities = set(prod.worker_identities().values())
+    assert len(identities) == 2
+    client = await Client.connect(prod.temporal_address)
+    web_a, web_b = prod.web_urls
+    users = [ChatClient(prod.web_urls, behind_proxy=True, session_key=key) for key in user_sessions]
+    seen: set[str] = set()
+    try:
+        for batch in range(4):
+            turns = await asyncio.gather(
+                *(user.first_turn(web_a, web_b, f"batch {batch}") for user in users)
+            )
+            for conversation_id, socket in turns:
+                await socket.close()
+                history = await client.get_workflow_handle(
+                    conversation_workflow_id(conversation_id)
+                ).fetch_history()
+                seen |= {
+                    event.activity_task_started_event_attributes.identity
+                    for event in history.events
+                    if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+                }
+            if identities <= seen:
+                break
+    finally:
+        for user in users:
+            await user.close()
+    assert identities <= seen, f"activities ran on {seen}, workers are {identities}"
+
+
+async def test_whitenoise_serves_hashed_static_files(prod: ProductionStack) -> None:
+    async with ChatClient(prod.web_urls, behind_proxy=True) as anonymous:
+        async with anonymous.session.get(f"{prod.web_urls[1]}/accounts/login/") as response:
+            assert response.status == 200
+            html = await response.text()
+        match = re.search(r'href="(/static/css/app\.[0-9a-f]{12}\.css)"', html)
+        assert match, "the page does not link a hashed (manifest) stylesheet"
+        async with anonymous.session.get(
+            f"{prod.web_urls[1]}{match.group(1)}", headers={"Accept-Encoding": "gzip"}
+        ) as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/css")
+            assert response.headers.get("Content-Encoding") == "gzip"
+            cache = response.headers.get("Cache-Control", "")
+            assert "immutable" in cache and "max-age=315360000" in cache, cache
+            assert len(await response.read()) > 0
+
+
+async def test_plain_http_is_redirected_to_https_except_the_health_check(
+    prod: ProductionStack,
+) -> None:
+    async with ChatClient(prod.web_urls, behind_proxy=False) as direct:
+        async with direct.session.get(f"{prod.web_urls[0]}/", allow_redirects=False) as r:
+            assert r.status == 301
+            assert r.headers["Location"].startswith("https://")
+        async with direct.session.get(f"{prod.web_urls[0]}/healthz") as r:
+            assert r.status == 200
+    async with ChatClient(prod.web_urls, behind_proxy=True) as proxied:
+        async with proxied.session.get(f"{prod.web_urls[0]}/accounts/login/") as r:
+            assert r.status == 200
+            assert "max-age=31536000" in r.headers.get("Strict-Transport-Security", "")
+            cookie = r.headers.get("Set-Cookie", "")
+            assert "csrftoken=" in cookie and "Secure" in cookie, cookie
+
+
+async def test_json_logs_hold_no_message_bodies_or_secrets(
+    prod: ProductionStack, alice: ChatClient
+) -> None:
+    marker = f"private-words-{uuid.uuid4().hex}"
+    web_a, web_b = prod.web_urls
+    conversation_id, socket = await alice.first_turn(web_a, web_b, f"first {marker}")
+    try:
+        result = await alice.turn(web_b, socket, conversation_id, f"second {marker}")
+    finally:
+        await socket.close()
+    assert marker in result.final_html  # the scripted model quotes the message back
+    await asyncio.sleep(0.5)  # let the processes flush
+
+    records = 0
+    for child in [*prod.webs, *prod.workers]:
+        text = child.log_path.read_text(errors="replace")
+        for line in text.splitlines():
+            if not line.strip() or line.startswith("--- "):  # the stack's start banner
+                continue
+            record = json.loads(line)  # every line a process writes is one JSON object
+            assert {"ts", "level", "logger", "msg"} <= record.keys(), line
+            records += 1
+    assert records >= len(prod.workers), "the workers logged nothing at INFO"
+
+    for log_path in sorted(prod.log_dir.glob("*.log")):
+        text = log_path.read_text(errors="replace")
+        assert marker not in text, f"{log_path.name} contains a message body"
+        for name, secret in prod.secrets.items():
+            assert secret not in text, f"{log_path.name} contains the {name}"
+
+
+async def test_a_worker_stopped_mid_answer_shuts_down_gracefully(
+    prod: ProductionStack, alice: ChatClient
+) -> None:
+    web_a, web_b = prod.web_urls
+    conversation_id, socket = await alice.first_turn(web_a, web_b, "warm up")
+    client = await Client.connect(prod.temporal_address)
+    handle = client.get_workflow_handle(conversation_workflow_id(conversation_id))
+    try:
+        started = time.perf_counter()
+        await alice.send(web_a, conversation_id=conversation_id, text="[[slow 40]] take your time")
+        running_on = await _activity_worker(handle)
+        worker = next(w for w in prod.workers if f"{w.pid}@" in running_on)
+        worker.proc.send_signal(signal.SIGTERM)
+        result = await alice.wait_final(socket, started)
+        code = await asyncio.to_thread(worker.proc.wait, WORKER_STOP_TIMEOUT_SECONDS)
+    finally:
+        await socket.close()
+        if len(prod.workers) < 2:
+            await asyncio.to_thread(prod.worker_add)
+    assert code == 0, prod.log_text(worker.name)[-2000:]
+    assert "take your time" in result.final_html
+    assert 'class="msg assistant complete"' in result.final_html  # not cut short
+    log = prod.log_text(worker.name)
+    assert "finishing in-flight tasks" in log and "worker stopped" in log
+
+
+async def _activity_worker(handle: object, timeout: float = 15.0) -> str:
+    """The identity of the worker running the workflow's pending LLM activity."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        description = await handle.describe()  # type: ignore[attr-defined]
+        for pending in description.raw_description.pending_activities:
+            if pending.last_worker_identity:
+                return str(pending.last_worker_identity)
+        await asyncio.sleep(0.05)
+    raise AssertionError("no pending activity was picked up by a worker")
