@@ -57,8 +57,12 @@ async def approval_event_record(*, event: ApprovalEvent) -> Approval:
         approval.decision_reason = decision.reason
         approval.edited_arguments = json.loads(decision.arguments) if decision.edited else None
         await approval.asave()
-    live = {"kind": event.kind, "approval_id": approval.pk, "call_id": pending.call_id,
-            "workflow_id": workflow_id}
+    live = {
+        "kind": event.kind,
+        "approval_id": approval.pk,
+        "call_id": pending.call_id,
+        "workflow_id": workflow_id,
+    }
     await reviewers_push(live)
     await progress_push(pending.conversation_id, {**live, "kind": f"approval_{event.kind}"})
     return approval
