@@ -67,7 +67,14 @@ async def wait_turn_done(cid: uuid.UUID, replies: int, timeout: float = 60) -> l
 
 
 async def history(client: Client, cid: uuid.UUID) -> list[HistoryEvent]:
+    """The history once no activity is pending: rows are written before an activity's
+    result reaches the server, so a test that saw the row must wait for the history."""
     handle = client.get_workflow_handle(conversation_workflow_id(str(cid)))
+
+    async def settled() -> bool:
+        return not (await handle.describe()).raw_description.pending_activities
+
+    await eventually(settled)
     return list((await handle.fetch_history()).events)
 
 

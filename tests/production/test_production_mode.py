@@ -162,6 +162,7 @@ async def test_a_worker_stopped_mid_answer_shuts_down_gracefully(
     client = await Client.connect(prod.temporal_address)
     handle = client.get_workflow_handle(conversation_workflow_id(conversation_id))
     try:
+        socket.discard_pending()
         started = time.perf_counter()
         await alice.send(web_a, conversation_id=conversation_id, text="[[slow 40]] take your time")
         running_on = await _activity_worker(handle)
@@ -178,6 +179,14 @@ async def test_a_worker_stopped_mid_answer_shuts_down_gracefully(
     assert 'class="msg assistant complete"' in result.final_html  # not cut short
     log = prod.log_text(worker.name)
     assert "finishing in-flight tasks" in log and "worker stopped" in log
+    # The answer was finished by the stopping worker, not cut off and retried elsewhere.
+    history = await handle.fetch_history()
+    last_started = [
+        event.activity_task_started_event_attributes
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    ][-1]
+    assert (last_started.identity, last_started.attempt) == (running_on, 1)
 
 
 async def _activity_worker(handle: object, timeout: float = 15.0) -> str:

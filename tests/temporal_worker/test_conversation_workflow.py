@@ -117,8 +117,25 @@ async def wait_rows(cid: uuid.UUID, count: int, **filters: Any) -> list[Message]
     return await eventually(probe)
 
 
+async def wait_idle(cid: uuid.UUID) -> None:
+    """Wait until the workflow has taken in its last result (rows are written first)."""
+
+    async def idle() -> bool:
+        live = await temporal_client.conversation_live_state(conversation_id=str(cid))
+        return live is not None and live.status == "idle" and live.queued == 0
+
+    await eventually(idle)
+
+
 async def history(client: Client, cid: uuid.UUID) -> list[HistoryEvent]:
+    """The history once no activity is pending: rows are written before an activity's
+    result reaches the server, so a test that saw the row must wait for the history."""
     handle = client.get_workflow_handle(conversation_workflow_id(str(cid)))
+
+    async def settled() -> bool:
+        return not (await handle.describe()).raw_description.pending_activities
+
+    await eventually(settled)
     return list((await handle.fetch_history()).events)
 
 
@@ -339,6 +356,7 @@ async def test_validators_reject_bad_messages_without_a_trace(temporal, worker, 
     at_limit = await send(user, cid, "y" * limit)
     assert at_limit.accepted.seq > 0
     await wait_rows(cid, 2, role="assistant")
+    await wait_idle(cid)
     with pytest.raises(temporal_client.ChatRejected, match="not answering"):
         await temporal_client.answer_stop(conversation_id=str(cid))
 
@@ -580,6 +598,7 @@ async def test_retry_after_a_stopped_turn_answers_and_refuses_stale_retries(
     assert call.turns == [system_turn(), ("user", text)]
     assert (reply.content, reply.status) == (call.reply, "complete")
     assert [m.role for m in await rows(cid)] == ["user", "notice", "assistant"]
+    await wait_idle(cid)
     with pytest.raises(temporal_client.ChatRejected, match="latest failed answer"):
         await temporal_client.turn_retry(conversation_id=str(cid), notice_id=str(notice.id))
     assert [r["status"] for r in requests_for(scripted_model, text)] == [429, 200]
