@@ -229,6 +229,8 @@ AGENT_STEPS_PER_RUN = env.int("AGENT_STEPS_PER_RUN", default=200)
 AGENT_CONTEXT_MAX_MESSAGES = env.int("AGENT_CONTEXT_MAX_MESSAGES", default=60)
 AGENT_CONTEXT_MAX_TOKENS = env.int("AGENT_CONTEXT_MAX_TOKENS", default=24_000)
 AGENT_TOOL_RESULT_MAX_CHARS = env.int("AGENT_TOOL_RESULT_MAX_CHARS", default=16_000)
+# The dashboard needs these; only the time-skipping test server cannot register them.
+AGENT_APPROVAL_SEARCH_ATTRIBUTES = env.bool("AGENT_APPROVAL_SEARCH_ATTRIBUTES", default=True)
 
 # --- Tests only ------------------------------------------------------------
 # Tool names whose first attempt raises after its write took effect (proves retries write once).

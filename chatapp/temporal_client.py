@@ -103,6 +103,7 @@ def agent_config() -> AgentConfig:
         context_max_messages=settings.AGENT_CONTEXT_MAX_MESSAGES,
         context_max_tokens=settings.AGENT_CONTEXT_MAX_TOKENS,
         tool_result_max_chars=settings.AGENT_TOOL_RESULT_MAX_CHARS,
+        approval_search_attributes=settings.AGENT_APPROVAL_SEARCH_ATTRIBUTES,
     )
 
 

@@ -78,6 +78,9 @@ class AgentConfig:
     context_max_tokens: int = 24_000
     # Longer tool results reach the model (and the history) truncated, with a note.
     tool_result_max_chars: int = 16_000
+    # Mark pending approvals with custom search attributes (the dashboard lists them).
+    # Off only where a server cannot register them (the time-skipping test server).
+    approval_search_attributes: bool = True
 
 
 @dataclass

@@ -385,6 +385,9 @@ class ConversationWorkflow:
         )
 
     def _update_approval_attributes(self) -> None:
+        self._status = "waiting_approval" if self._pending else "running_tools"
+        if not self._inp.config.approval_search_attributes:
+            return
         workflow.upsert_search_attributes(
             [
                 APPROVAL_PENDING.value_set(bool(self._pending)),
@@ -392,7 +395,6 @@ class ConversationWorkflow:
                 APPROVAL_REQUESTER.value_set(str(self._inp.owner_id)),
             ]
         )
-        self._status = "waiting_approval" if self._pending else "running_tools"
 
     def _failure_kind(self, err: ActivityError) -> str:
         cause = err.cause

@@ -3,6 +3,7 @@ and a worker on a fresh task queue per test."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from asgiref.sync import sync_to_async
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -94,3 +96,18 @@ async def worker(temporal: Client, task_queue: str) -> AsyncIterator[Worker]:
     worker = build_worker(temporal, task_queue=task_queue)
     async with worker:
         yield worker
+
+
+def _seed_shop() -> None:
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    seed_migration = importlib.import_module("shop.migrations.0002_seed_demo_data")
+    state = MigrationExecutor(connection).loader.project_state(("shop", "0001_initial"))
+    seed_migration.seed(state.apps, None)
+
+
+@pytest_asyncio.fixture
+async def demo_shop(transactional_db: None) -> None:
+    """Orders #1001-#1020 as the seed migration writes them (it leaves existing rows alone)."""
+    await sync_to_async(_seed_shop)()

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import shutil
 import signal
 import socket
@@ -25,7 +24,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from asgiref.sync import sync_to_async
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -108,21 +106,6 @@ def model_settings(
 
 
 # --- the demo shop's rows (a transactional test elsewhere may have flushed them) --------
-
-
-def _seed_shop() -> None:
-    from django.db import connection
-    from django.db.migrations.executor import MigrationExecutor
-
-    seed_migration = importlib.import_module("shop.migrations.0002_seed_demo_data")
-    state = MigrationExecutor(connection).loader.project_state(("shop", "0001_initial"))
-    seed_migration.seed(state.apps, None)
-
-
-@pytest_asyncio.fixture
-async def demo_shop(transactional_db: None) -> None:
-    """Orders #1001-#1020 as the seed migration writes them (it leaves existing rows alone)."""
-    await sync_to_async(_seed_shop)()
 
 
 # --- worker processes -------------------------------------------------------------------
