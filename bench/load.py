@@ -41,8 +41,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -235,16 +233,7 @@ async def run_users(
             return
         try:
             ready()
-            # Keep reading while the others get ready: that answers daphne's pings (an
-            # unread socket is dropped after ~50 s) and drops late catch-up fragments.
-            while not go.is_set():
-                try:
-                    message = await socket.receive(timeout=0.5)
-                except TimeoutError:
-                    continue
-                if message.type != aiohttp.WSMsgType.TEXT:
-                    record_error(f"user {index} waiting", ChatError(message.type.name))
-                    return
+            await go.wait()  # the socket's reader answers pings meanwhile
             for turn in range(turns):
                 try:
                     async with asyncio.timeout(WATCHDOG_SECONDS):

@@ -681,6 +681,58 @@ class TurnResult:
     frames: int = 0
 
 
+class LiveSocket:
+    """A websocket read all the time, as a browser does: frames wait in a queue.
+
+    Reading continuously is what answers daphne's pings (an unread socket is dropped
+    after about 50 s, e.g. while a slow POST is pending).
+    """
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.frames: asyncio.Queue[str | None] = asyncio.Queue()
+        self.ended = ""
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        import aiohttp
+
+        try:
+            while True:
+                message = await self.ws.receive()
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    self.frames.put_nowait(message.data)
+                    continue
+                self.ended = (
+                    f"{message.type.name} {message.data!r} (close code "
+                    f"{self.ws.close_code}, {self.ws.exception()!r})"
+                )
+                break
+        except Exception as err:
+            self.ended = repr(err)
+        self.frames.put_nowait(None)
+
+    async def next_frame(self, within: float) -> str:
+        """The next text frame; TimeoutError after `within` seconds, ChatError once ended."""
+        frame = await asyncio.wait_for(self.frames.get(), within)
+        if frame is None:
+            self.frames.put_nowait(None)  # it stays ended
+            raise ChatError(f"websocket ended: {self.ended}")
+        return frame
+
+    def discard_pending(self) -> None:
+        while not self.frames.empty():
+            if self.frames.get_nowait() is None:
+                self.frames.put_nowait(None)
+                return
+
+    async def close(self) -> None:
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+        await self.ws.close()
+
+
 class ChatClient:
     """One user: a cookie-keeping HTTP session plus websockets, speaking htmx like the page.
 
@@ -797,19 +849,20 @@ class ChatClient:
             if first and not response.headers.get("HX-Redirect"):
                 raise ChatError("the first message did not open the conversation")
 
-    async def socket(self, web: str, conversation_id: str) -> Any:
+    async def socket(self, web: str, conversation_id: str) -> LiveSocket:
         ws_url = web.replace("http://", "ws://", 1) + f"/ws/c/{conversation_id}/"
         try:
             async with asyncio.timeout(self.timeout):
-                return await self.session.ws_connect(
+                ws = await self.session.ws_connect(
                     ws_url, headers={"Origin": self.public(web, "")}, heartbeat=None
                 )
         except TimeoutError:
             raise ChatError(f"websocket handshake took over {self.timeout:.0f}s") from None
+        return LiveSocket(ws)
 
     async def wait_final(
         self,
-        socket: Any,
+        socket: LiveSocket,
         started: float | None = None,
         *,
         deadline_seconds: float | None = None,
@@ -819,8 +872,6 @@ class ChatClient:
 
         With `require_frame`, silence for `deadline_seconds` raises `CatchUpMissed`.
         """
-        import aiohttp
-
         started = time.perf_counter() if started is None else started
         deltas = frames = 0
         limit = self.timeout if deadline_seconds is None else deadline_seconds
@@ -830,7 +881,7 @@ class ChatClient:
             try:
                 if remaining <= 0:
                     raise TimeoutError
-                message = await socket.receive(timeout=remaining)
+                data = await socket.next_frame(remaining)
             except TimeoutError:
                 if require_frame and frames == 0:
                     raise CatchUpMissed from None
@@ -839,13 +890,7 @@ class ChatClient:
                     deadline_seconds = None
                     continue
                 raise ChatError(f"no final message within {self.timeout:.0f}s") from None
-            if message.type != aiohttp.WSMsgType.TEXT:
-                raise ChatError(
-                    f"websocket ended after {frames} frames: {message.type.name} "
-                    f"{message.data!r} (close code {socket.close_code}, {socket.exception()!r})"
-                )
             frames += 1
-            data: str = message.data
             deltas += data.count(STREAM_DELTA)
             if 'class="msg assistant' in data and "agent-status idle" in data:
                 return TurnResult(
@@ -855,7 +900,7 @@ class ChatClient:
                     frames=frames,
                 )
 
-    async def first_turn(self, web_http: str, web_ws: str, text: str) -> tuple[str, Any]:
+    async def first_turn(self, web_http: str, web_ws: str, text: str) -> tuple[str, LiveSocket]:
         """Start a conversation through `web_http`, then watch it on `web_ws` until answered.
 
         The socket can only open once the first POST has created the conversation, so
@@ -896,8 +941,11 @@ class ChatClient:
             socket = second
         return conversation_id, socket
 
-    async def turn(self, web_http: str, socket: Any, conversation_id: str, text: str) -> TurnResult:
+    async def turn(
+        self, web_http: str, socket: LiveSocket, conversation_id: str, text: str
+    ) -> TurnResult:
         """One more message on an open conversation: POST → the final message on `socket`."""
+        socket.discard_pending()  # a late duplicate of the last answer is not this one
         started = time.perf_counter()
         await self.send(web_http, conversation_id=conversation_id, text=text)
         return await self.wait_final(socket, started)
