@@ -48,6 +48,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         """The page was rendered a moment ago: send what changed before we joined."""
         live = await temporal_client.conversation_live_state(conversation_id=self.conversation_id)
         if live is not None and live.status == "thinking":
+            # The reply may be written (and its final push gone) before the workflow
+            # has taken in the result: then it is the answer to show.
+            if live.reply_id and await selectors.message_get(message_id=uuid.UUID(live.reply_id)):
+                await self.chat_progress(
+                    {"kind": "message", "message_id": live.reply_id, "final": True}
+                )
+                return
             if live.partial_text:
                 await self.chat_progress(
                     {"kind": "snapshot", "reply_id": live.reply_id, "text": live.partial_text}

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    Worker,
+)
 
 from temporal_worker.activities.approvals import notify_approval
 from temporal_worker.activities.llm import call_llm
@@ -15,6 +23,23 @@ from temporal_worker.workflows import ConversationWorkflow
 
 WORKFLOWS = [ConversationWorkflow]
 ACTIVITIES = [call_llm, record_notice, notify_approval, *TOOL_ACTIVITIES]
+
+
+class _DatabaseConnections(ActivityInboundInterceptor):
+    """Django closes stale connections around each request; do the same around each
+    activity, so a database restart costs one reconnect, not a string of failed attempts."""
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        await sync_to_async(close_old_connections)()
+        try:
+            return await super().execute_activity(input)
+        finally:
+            await sync_to_async(close_old_connections)()
+
+
+class DatabaseConnectionsInterceptor(Interceptor):
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _DatabaseConnections(next)
 
 
 def build_worker(
@@ -30,6 +55,7 @@ def build_worker(
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=ACTIVITIES,
+        interceptors=[DatabaseConnectionsInterceptor()],
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
         # Heartbeats carry the streamed text and the Stop button's cancellation:
