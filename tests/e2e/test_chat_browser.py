@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
-import pytest_asyncio
-from playwright.async_api import Browser, Page, WebSocketRoute, async_playwright, expect
+from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
+from tests.e2e.conftest import TIMEOUT_MS
 from tests.helpers import eventually
 
 if TYPE_CHECKING:
@@ -25,17 +24,8 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing"),
 ]
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 SCREENSHOT = BASE_DIR / "var" / "e2e-chat.png"
 STREAMING_SCREENSHOT = BASE_DIR / "var" / "e2e-chat-streaming.png"
-TIMEOUT_MS = 20_000
 CONVERSATION_PATH = re.compile(r"/c/[0-9a-f-]{36}/$")
 
 
@@ -47,19 +37,6 @@ async def pace(product: RunningProduct, match: str, chunk_delay_ms: int) -> None
         rules = {"rules": [{"match": match, "chunk_delay_ms": chunk_delay_ms}]}
         async with session.post("/control/rules", json=rules) as added:
             assert added.status == 200, await added.text()
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    expect.set_options(timeout=TIMEOUT_MS)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 async def log_in(browser: Browser, product: RunningProduct) -> Page:
