@@ -93,18 +93,17 @@ async def _shop(fn: Callable[..., T], /, **kwargs: Any) -> T:
         raise ToolError(str(err)) from err
 
 
-def _fail_after_write_if_injected(name: str, ctx: ToolContext) -> None:
-    # Test-only fault: the write has happened, the attempt still fails, Temporal retries.
-    if ctx.attempt == 1 and name in settings.TOOL_FAIL_AFTER_WRITE:
-        raise RuntimeError("injected failure after the write")
-
-
-async def _pause_after_write_if_injected(ctx: ToolContext) -> None:
-    # Test-only fault: hold a write's first attempt after the write took effect, so a
-    # fault test can kill the worker there (env TOOL_PAUSE_AFTER_WRITE_SECONDS, default 0).
+async def _after_write(name: str, ctx: ToolContext) -> None:
+    """Test-only faults, on a write's first attempt after the write took effect: a pause
+    (env TOOL_PAUSE_AFTER_WRITE_SECONDS) so a fault test can kill the worker there, and
+    a failure (settings.TOOL_FAIL_AFTER_WRITE) so Temporal retries. Both off by default."""
+    if ctx.attempt != 1:
+        return
     seconds = float(os.environ.get("TOOL_PAUSE_AFTER_WRITE_SECONDS") or 0)
-    if ctx.attempt == 1 and seconds > 0:
+    if seconds > 0:
         await asyncio.sleep(seconds)
+    if name in settings.TOOL_FAIL_AFTER_WRITE:
+        raise RuntimeError("injected failure after the write")
 
 
 def _money(amount: Decimal) -> str:
@@ -236,8 +235,7 @@ def _issue_refund(args: IssueRefundArguments, ctx: ToolContext) -> dict[str, Any
 )
 async def issue_refund(args: IssueRefundArguments, ctx: ToolContext) -> dict[str, Any]:
     result = await _shop(_issue_refund, args=args, ctx=ctx)
-    await _pause_after_write_if_injected(ctx)
-    _fail_after_write_if_injected("issue_refund", ctx)
+    await _after_write("issue_refund", ctx)
     return result
 
 
@@ -267,8 +265,7 @@ def _send_email(args: SendEmailArguments, ctx: ToolContext) -> dict[str, Any]:
 )
 async def send_email(args: SendEmailArguments, ctx: ToolContext) -> dict[str, Any]:
     result = await _shop(_send_email, args=args, ctx=ctx)
-    await _pause_after_write_if_injected(ctx)
-    _fail_after_write_if_injected("send_email", ctx)
+    await _after_write("send_email", ctx)
     return result
 
 
@@ -296,6 +293,5 @@ def _change_order_status(args: ChangeOrderStatusArguments, ctx: ToolContext) -> 
 )
 async def change_order_status(args: ChangeOrderStatusArguments, ctx: ToolContext) -> dict[str, Any]:
     result = await _shop(_change_order_status, args=args, ctx=ctx)
-    await _pause_after_write_if_injected(ctx)
-    _fail_after_write_if_injected("change_order_status", ctx)
+    await _after_write("change_order_status", ctx)
     return result
