@@ -681,6 +681,9 @@ class TurnResult:
     frames: int = 0
 
 
+FINAL_MESSAGE_ID = re.compile(r'<article id="msg-([0-9a-f-]{36})"')
+
+
 class LiveSocket:
     """A websocket read all the time, as a browser does: frames wait in a queue.
 
@@ -692,6 +695,8 @@ class LiveSocket:
         self.ws = ws
         self.frames: asyncio.Queue[str | None] = asyncio.Queue()
         self.ended = ""
+        # Final messages already returned: a catch-up on connect may repeat one.
+        self.finals: set[str] = set()
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -893,6 +898,11 @@ class ChatClient:
             frames += 1
             deltas += data.count(STREAM_DELTA)
             if 'class="msg assistant' in data and "agent-status idle" in data:
+                message = FINAL_MESSAGE_ID.search(data)
+                if message is not None:
+                    if message.group(1) in socket.finals:
+                        continue
+                    socket.finals.add(message.group(1))
                 return TurnResult(
                     deltas=deltas,
                     final_html=data,
