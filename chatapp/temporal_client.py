@@ -297,17 +297,3 @@ def _translate(err: Exception) -> Exception:
         return err
     logger.exception("Temporal request failed")
     return TemporalUnavailable("The agent service is unavailable; try again in a moment.")
-
-
-__all__ = [
-    "ChatRejected",
-    "LiveState",
-    "TemporalUnavailable",
-    "answer_stop",
-    "conversation_close",
-    "conversation_live_state",
-    "get_client",
-    "message_send",
-    "set_client",
-    "turn_retry",
-]

@@ -223,7 +223,6 @@ class NoticeRecorded:
 
 TOOL_ACTIVITY_PREFIX = "tool."
 NOTIFY_APPROVAL_ACTIVITY = "notify_approval"
-TOOL_FAILED_ERROR = "ToolFailed"
 
 ToolKind = Literal["read", "write"]
 DecisionAction = Literal["approve", "reject"]
