@@ -457,12 +457,17 @@ def build_rows(res: dict[str, Any], web: dict[str, Any] | None) -> list[dict[str
             row(
                 "e",
                 f"list_{size}_visibility",
-                "  of which the visibility query",
+                "  of which the visibility listing (memos decoded)",
                 item["visibility"],
             )
         )
         rows.append(
-            row("e", f"list_{size}_queries", "  of which the per-workflow Queries", item["queries"])
+            row(
+                "e",
+                f"list_{size}_queries",
+                "  of which Queries (workflows without the memo)",
+                item["queries"],
+            )
         )
         rows.append(
             row(

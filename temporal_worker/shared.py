@@ -240,6 +240,11 @@ SEARCH_ATTRIBUTES = {
     SA_APPROVAL_TOOLS: "KeywordList",
     SA_APPROVAL_REQUESTER: "Keyword",
 }
+# The pending approvals themselves ride in the workflow's memo, which visibility
+# returns with each listed workflow: the dashboard lists without a Query per workflow.
+MEMO_PENDING_APPROVALS = "pendingApprovals"
+# `workflow.patched` id of that change: histories from before it replay without the memo.
+PATCH_APPROVALS_MEMO = "approvals-memo"
 
 
 def tool_activity_name(tool: str) -> str:

@@ -20,7 +20,9 @@ with workflow.unsafe.imports_passed_through():
         CONTENT_POLICY_ERROR,
         LLM_ACTIVITY,
         LLM_REQUEST_ERROR,
+        MEMO_PENDING_APPROVALS,
         NOTIFY_APPROVAL_ACTIVITY,
+        PATCH_APPROVALS_MEMO,
         RECORD_NOTICE_ACTIVITY,
         SA_APPROVAL_PENDING,
         SA_APPROVAL_REQUESTER,
@@ -345,6 +347,7 @@ class ConversationWorkflow:
         if 0 < rule.remind_after_seconds < rule.deadline_seconds:
             if not await self._decision_within(call_id, rule.remind_after_seconds):
                 pending.reminded = True
+                self._memo_pending_approvals()
                 await self._notify(ApprovalEvent(kind="reminder", approval=pending))
             waited = rule.remind_after_seconds
         if call_id not in self._decisions and not await self._decision_within(
@@ -395,6 +398,13 @@ class ConversationWorkflow:
                 APPROVAL_REQUESTER.value_set(str(self._inp.owner_id)),
             ]
         )
+        self._memo_pending_approvals()
+
+    def _memo_pending_approvals(self) -> None:
+        if not self._inp.config.approval_search_attributes:
+            return
+        if workflow.patched(PATCH_APPROVALS_MEMO):
+            workflow.upsert_memo({MEMO_PENDING_APPROVALS: list(self._pending.values())})
 
     def _failure_kind(self, err: ActivityError) -> str:
         cause = err.cause
@@ -578,6 +588,7 @@ class ConversationWorkflow:
         pending = self._pending[req.call_id]
         pending.claimed_by_id = req.reviewer_id
         pending.claimed_by = req.reviewer
+        self._memo_pending_approvals()
         return ApprovalClaimed(call_id=req.call_id, claimed_by=req.reviewer)
 
     @claim_approval.validator

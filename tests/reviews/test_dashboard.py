@@ -12,7 +12,7 @@ import contextlib
 import itertools
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 
 import pytest
@@ -24,10 +24,12 @@ from django.http import HttpResponse
 from django.test import AsyncClient, Client
 from temporalio.client import Client as TemporalClient
 from temporalio.service import RPCError
+from temporalio.worker import Worker
 
-from chatapp import services
+from chatapp import services, temporal_client
 from chatapp.asgi import application
 from chatapp.models import Message
+from chatapp.temporal_client import PendingListing
 from reviews.models import Approval, ApprovalPolicy
 from reviews.selectors import approval_dom_id
 from shop.models import Customer, Order, Refund
@@ -36,9 +38,11 @@ from temporal_worker.shared import (
     PendingApproval,
     conversation_workflow_id,
 )
+from temporal_worker.worker import ACTIVITIES
 from temporal_worker.workflows import ConversationWorkflow
 from tests.factories import auser_create
 from tests.helpers import eventually, html_element, html_text
+from tests.reviews.memoless_workflow import MemolessConversationWorkflow
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -280,6 +284,64 @@ async def test_dashboard_lists_pending_approvals_from_several_workflows_escaped(
     assert "Claim" in text and "Approve" in text and "Reject" in text
     assert "otto" in html_text(rows[approvals[2].call_id] or "")
     assert 'ws-connect="/ws/reviews/"' in page
+
+
+async def test_the_list_comes_from_memos_without_a_query_and_follows_a_claim(
+    temporal: TemporalClient, worker: object, customer: AbstractBaseUser, rita: AbstractBaseUser
+) -> None:
+    approval = await refund_requested(temporal, customer, amount="42")
+
+    listing = await eventually(_listing_with(approval.call_id))
+    assert listing.queried == 0, "a workflow with the memo needs no Query"
+    listed = next(item for item in listing.items if item.call_id == approval.call_id)
+    assert listed == approval  # the memo holds what the Query would have answered
+
+    client = await logged_in(rita)
+    await client.post(decide_url(approval, "claim"), headers=htmx(f"{row_id(approval)}-claim"))
+
+    async def claimed() -> PendingApproval | None:
+        listing = await temporal_client.approvals_pending_list()
+        item = next((i for i in listing.items if i.call_id == approval.call_id), None)
+        return item if item is not None and item.claimed_by == "rita" else None
+
+    assert (await eventually(claimed)).claimed_by_id == rita.pk
+    await decide(client, approval)
+    await eventually(_listing_without(approval.call_id))
+
+
+async def test_a_workflow_from_before_the_memo_is_listed_through_a_query(
+    temporal: TemporalClient, customer: AbstractBaseUser, settings: object, task_queue: str
+) -> None:
+    # A worker still running the pre-memo code: its workflows carry only search attributes.
+    async with Worker(
+        temporal,
+        task_queue=task_queue,
+        workflows=[MemolessConversationWorkflow],
+        activities=ACTIVITIES,
+    ):
+        approval = await refund_requested(temporal, customer, amount="43")
+        listing = await eventually(_listing_with(approval.call_id))
+
+        assert listing.queried >= 1
+        assert approval in listing.items
+        page = body(await (await logged_in(await reviewer_create("rosa"))).get("/reviews/"))
+        assert html_element(page, row_id(approval))
+
+
+def _listing_with(call_id: str) -> Callable[[], Awaitable[PendingListing | None]]:
+    async def probe() -> PendingListing | None:
+        listing = await temporal_client.approvals_pending_list()
+        return listing if any(i.call_id == call_id for i in listing.items) else None
+
+    return probe
+
+
+def _listing_without(call_id: str) -> Callable[[], Awaitable[bool]]:
+    async def probe() -> bool:
+        listing = await temporal_client.approvals_pending_list()
+        return all(i.call_id != call_id for i in listing.items)
+
+    return probe
 
 
 # --- live updates -----------------------------------------------------------------
