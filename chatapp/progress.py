@@ -16,23 +16,46 @@ from channels.layers import get_channel_layer
 logger = logging.getLogger(__name__)
 
 PUSH_TIMEOUT_SECONDS = 1.0
+# Events a page cannot infer from later ones (a recorded message, an approval's
+# outcome) are tried again, each time waiting twice as long, before giving up.
+DURABLE_EVENT_ATTEMPTS = 3
+_DURABLE_KINDS = frozenset({"message"})
 
 
 def conversation_group(conversation_id: str) -> str:
     return f"conversation.{conversation_id}"
 
 
-async def group_push(group: str, message: dict[str, Any]) -> None:
+async def group_push(group: str, message: dict[str, Any], *, attempts: int = 1) -> None:
     """Send a channel-layer message (with its "type") to every socket in `group`."""
     layer = get_channel_layer()
     if layer is None:
         return
-    try:
-        await asyncio.wait_for(layer.group_send(group, message), timeout=PUSH_TIMEOUT_SECONDS)
-    except Exception as err:
-        logger.warning("push to %s failed: %s", group, type(err).__name__)
+    timeout = PUSH_TIMEOUT_SECONDS
+    for attempt in range(1, attempts + 1):
+        try:
+            await asyncio.wait_for(layer.group_send(group, message), timeout=timeout)
+            return
+        except Exception as err:
+            logger.warning(
+                "push to %s failed (attempt %d of %d): %s",
+                group,
+                attempt,
+                attempts,
+                type(err).__name__,
+            )
+        timeout *= 2
 
 
 async def progress_push(conversation_id: str, event: dict[str, Any]) -> None:
-    """Send `event` (a dict with a "kind") to every socket watching the conversation."""
-    await group_push(conversation_group(conversation_id), {"type": "chat.progress", **event})
+    """Send `event` (a dict with a "kind") to every socket watching the conversation.
+
+    A repeated event is harmless: pages render messages and approvals by id."""
+    durable = event.get("kind") in _DURABLE_KINDS or str(event.get("kind", "")).startswith(
+        "approval_"
+    )
+    await group_push(
+        conversation_group(conversation_id),
+        {"type": "chat.progress", **event},
+        attempts=DURABLE_EVENT_ATTEMPTS if durable else 1,
+    )

@@ -80,8 +80,10 @@ async def message_send(
             message_id=str(message_id),
             text=text,
         )
-    except Exception:
-        if created:
+    except Exception as err:
+        # A timed-out send may still start the workflow, whose replies need this row.
+        unknown = isinstance(err, temporal_client.TemporalUnavailable) and err.outcome_unknown
+        if created and not unknown:
             await conversation.adelete()
         raise
     # Temporal answers a repeated update id with the first result, so a retried

@@ -10,9 +10,11 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
@@ -20,6 +22,7 @@ from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
@@ -50,6 +53,7 @@ from temporal_worker.shared import (
 from temporal_worker.workflows import ConversationWorkflow
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ChatRejected(Exception):
@@ -63,6 +67,11 @@ class ChatRejected(Exception):
 
 class TemporalUnavailable(Exception):
     """Temporal could not be reached or answered with an unexpected error."""
+
+    def __init__(self, message: str, *, outcome_unknown: bool = False) -> None:
+        super().__init__(message)
+        # The request may still have been applied (it timed out rather than failed).
+        self.outcome_unknown = outcome_unknown
 
 
 @dataclass
@@ -118,31 +127,39 @@ async def message_send(
     """
     client = await get_client()
     workflow_id = conversation_workflow_id(conversation_id)
-    start = WithStartWorkflowOperation(
-        ConversationWorkflow.run,
-        ConversationInput(
-            conversation_id=conversation_id, owner_id=owner_id, config=agent_config()
-        ),
-        id=workflow_id,
-        task_queue=settings.TEMPORAL_TASK_QUEUE,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        # An archived conversation's workflow has completed and must never restart.
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-    )
-    try:
-        return await client.execute_update_with_start_workflow(
-            ConversationWorkflow.send_message,
-            SendMessage(message_id=message_id, text=text),
-            id=message_id,
-            start_workflow_operation=start,
+
+    async def send() -> MessageAccepted:
+        start = WithStartWorkflowOperation(
+            ConversationWorkflow.run,
+            ConversationInput(
+                conversation_id=conversation_id, owner_id=owner_id, config=agent_config()
+            ),
+            id=workflow_id,
+            task_queue=settings.TEMPORAL_TASK_QUEUE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            # An archived conversation's workflow has completed and must never restart.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )
+        try:
+            return await client.execute_update_with_start_workflow(
+                ConversationWorkflow.send_message,
+                SendMessage(message_id=message_id, text=text),
+                id=message_id,
+                start_workflow_operation=start,
+                rpc_timeout=UPDATE_ATTEMPT_TIMEOUT,
+            )
+        except Exception:
+            # The start operation carries the same error; read it so asyncio does not
+            # report it as never retrieved.
+            with contextlib.suppress(Exception):
+                await start.workflow_handle()
+            raise
+
+    try:
+        return await _retrying(send)
+    except WorkflowAlreadyStartedError as err:
+        raise ChatRejected("This conversation is archived; start a new one.") from err
     except Exception as err:
-        # The start operation carries the same error; read it so asyncio does not
-        # report it as never retrieved.
-        with contextlib.suppress(Exception):
-            await start.workflow_handle()
-        if isinstance(err, WorkflowAlreadyStartedError):
-            raise ChatRejected("This conversation is archived; start a new one.") from err
         raise _translate(err) from err
 
 
@@ -326,10 +343,56 @@ async def approval_withdraw(*, conversation_id: str, call_id: str) -> ApprovalDe
 async def _update(conversation_id: str, update: Any, arg: Any) -> Any:
     client = await get_client()
     handle = client.get_workflow_handle(conversation_workflow_id(conversation_id))
+    # One id for every attempt: Temporal applies an update id once, so a retry after a
+    # timeout can never decide (or stop, or claim) twice.
+    update_id = str(uuid.uuid4())
     try:
-        return await handle.execute_update(update, arg)
+        return await _retrying(
+            lambda: handle.execute_update(
+                update, arg, id=update_id, rpc_timeout=UPDATE_ATTEMPT_TIMEOUT
+            )
+        )
     except Exception as err:
         raise _translate(err) from err
+
+
+UPDATE_ATTEMPT_TIMEOUT = timedelta(seconds=15)
+# How long a request keeps retrying an update that timed out before telling the user.
+# A busy worker can take longer than one RPC's deadline to run the workflow task.
+UPDATE_RETRY_BUDGET_SECONDS = 45.0
+_TRANSIENT_STATUSES = (
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    # "No poller seen for task queue recently": workers are restarting (a deploy).
+    RPCStatusCode.FAILED_PRECONDITION,
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+)
+
+
+def _is_transient(err: BaseException) -> bool:
+    if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError):
+        return True
+    return isinstance(err, RPCError) and err.status in _TRANSIENT_STATUSES
+
+
+async def _retrying(call: Callable[[], Awaitable[T]]) -> T:
+    """Run an update call again while it fails for lack of time or capacity.
+
+    Only for calls with a fixed update id: the outcome of a timed-out attempt is
+    unknown, and the id is what makes trying again safe."""
+    deadline = time.monotonic() + UPDATE_RETRY_BUDGET_SECONDS
+    delay = 0.2
+    while True:
+        try:
+            return await call()
+        except Exception as err:
+            task = asyncio.current_task()
+            cancelled = task is not None and task.cancelling() > 0
+            if cancelled or not _is_transient(err) or time.monotonic() + delay > deadline:
+                raise
+            logger.warning("update %s; trying again in %.1f s", type(err).__name__, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
 
 
 def _translate(err: Exception) -> Exception:
@@ -339,5 +402,11 @@ def _translate(err: Exception) -> Exception:
         return ChatRejected("This conversation is no longer running.")
     if isinstance(err, ChatRejected | TemporalUnavailable):
         return err
+    if _is_transient(err):
+        logger.warning("Temporal did not answer in time: %s", type(err).__name__)
+        return TemporalUnavailable(
+            "The agent service did not confirm in time. Send again: it will not be done twice.",
+            outcome_unknown=True,
+        )
     logger.exception("Temporal request failed")
     return TemporalUnavailable("The agent service is unavailable; try again in a moment.")
