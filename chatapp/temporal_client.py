@@ -14,9 +14,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
 from temporalio.client import (
     Client,
@@ -95,10 +97,36 @@ async def get_client() -> Client:
             settings.TEMPORAL_ADDRESS,
             namespace=settings.TEMPORAL_NAMESPACE,
             api_key=settings.TEMPORAL_API_KEY or None,
-            tls=TLSConfig() if settings.TEMPORAL_TLS else False,
+            tls=tls_config(),
         )
         _clients[loop_key] = client
     return client
+
+
+def tls_config() -> TLSConfig | bool:
+    """TLS for Temporal: off, server-verified (API key), or mutual with a client certificate."""
+    if not settings.TEMPORAL_TLS:
+        return False
+    cert, key = settings.TEMPORAL_TLS_CLIENT_CERT, settings.TEMPORAL_TLS_CLIENT_KEY
+    if bool(cert) != bool(key):
+        raise ImproperlyConfigured(
+            "Set both TEMPORAL_TLS_CLIENT_CERT and TEMPORAL_TLS_CLIENT_KEY, or neither."
+        )
+    return TLSConfig(
+        client_cert=_pem(cert, "TEMPORAL_TLS_CLIENT_CERT"),
+        client_private_key=_pem(key, "TEMPORAL_TLS_CLIENT_KEY"),
+        server_root_ca_cert=_pem(settings.TEMPORAL_TLS_SERVER_CA, "TEMPORAL_TLS_SERVER_CA"),
+        domain=settings.TEMPORAL_TLS_SERVER_NAME or None,
+    )
+
+
+def _pem(path: str, setting: str) -> bytes | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as err:
+        raise ImproperlyConfigured(f"{setting}: cannot read {path}: {err.strerror}") from err
 
 
 def set_client(client: Client) -> None:
