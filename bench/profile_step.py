@@ -347,47 +347,40 @@ async def raw_stream_completion(
 _RAW_SESSIONS: dict[int, Any] = {}
 
 
-async def sdk_lines_stream_completion(
-    settings: Any, messages: list[dict[str, Any]], *, tools: Any, on_delta: Any
+async def sdk_chunks_stream_completion(
+    settings: Any, messages: Any, *, tools: Any, on_delta: Any
 ) -> Any:
-    """The openai SDK for the request and its error mapping, `with_streaming_response`,
-    and json.loads per SSE line instead of a pydantic object per chunk."""
-    import json
-
+    """stream_completion as it was before issue #6: `chat.completions.create` (which
+    re-walks the messages against the SDK's TypedDicts) and a pydantic chunk per event."""
     from temporal_worker import llm_gateway
     from temporal_worker.shared import ToolCall
 
     kwargs: dict[str, Any] = {"tools": tools} if tools else {}
+    stream: Any = await llm_gateway.openai_client(settings).chat.completions.create(
+        model=settings.model, messages=messages, stream=True, **kwargs
+    )
     completion = llm_gateway.Completion()
     content: list[str] = []
     calls: dict[int, dict[str, str]] = {}
-    client = llm_gateway.openai_client(settings)
-    async with client.chat.completions.with_streaming_response.create(
-        model=settings.model, messages=messages, stream=True, **kwargs
-    ) as response:
-        async for line in response.iter_lines():
-            if not line.startswith("data: "):
+    async with stream:
+        async for chunk in stream:
+            completion.model = chunk.model or completion.model
+            if not chunk.choices:
                 continue
-            data = line[6:].strip()
-            if data == "[DONE]":
-                break
-            chunk = json.loads(data)
-            completion.model = chunk.get("model") or completion.model
-            if not chunk.get("choices"):
-                continue
-            choice = chunk["choices"][0]
-            delta = choice.get("delta") or {}
-            if delta.get("content"):
-                content.append(delta["content"])
-                await on_delta(delta["content"])
-            for call in delta.get("tool_calls") or []:
-                slot = calls.setdefault(call["index"], {"id": "", "name": "", "arguments": ""})
-                function = call.get("function") or {}
-                slot["id"] = call.get("id") or slot["id"]
-                slot["name"] += function.get("name") or ""
-                slot["arguments"] += function.get("arguments") or ""
-            if choice.get("finish_reason"):
-                completion.finish_reason = choice["finish_reason"]
+            choice = chunk.choices[0]
+            delta = choice.delta
+            if delta.content:
+                content.append(delta.content)
+                await on_delta(delta.content)
+            for call in delta.tool_calls or []:
+                slot = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
+                slot["id"] = call.id or slot["id"]
+                if call.function and call.function.name:
+                    slot["name"] += call.function.name
+                if call.function and call.function.arguments:
+                    slot["arguments"] += call.function.arguments
+            if choice.finish_reason:
+                completion.finish_reason = choice.finish_reason
     completion.content = "".join(content)
     completion.tool_calls = [
         ToolCall(id=s["id"], name=s["name"], arguments=s["arguments"] or "{}")
@@ -421,13 +414,10 @@ def ablation_patches(flags: set[str]) -> Callable[[], None]:
             return prompts.DEFAULTS[name]
 
         patch(prompts, "active_prompt", default_prompt)
-    if "tools_cached" in flags:
-        cached = llm.openai_tools()
-        patch(llm, "openai_tools", lambda: cached)
     if "raw_http" in flags:
         patch(llm_gateway, "stream_completion", raw_stream_completion)
-    if "sdk_lines" in flags:
-        patch(llm_gateway, "stream_completion", sdk_lines_stream_completion)
+    if "sdk_chunks" in flags:
+        patch(llm_gateway, "stream_completion", sdk_chunks_stream_completion)
 
     def restore() -> None:
         for step in reversed(undo):
@@ -441,19 +431,12 @@ ABLATIONS: dict[str, set[str]] = {
     "without the progress pushes": {"no_push"},
     "without the DB write(s)": {"no_db"},
     "without the prompt query": {"no_prompt_query"},
-    "tool schemas built once": {"tools_cached"},
-    "SDK request, json.loads per SSE line": {"sdk_lines"},
+    "SDK create + pydantic chunks (before #6)": {"sdk_chunks"},
     "raw aiohttp instead of openai SDK": {"raw_http"},
-    "all of: cached schemas, no prompt query, SDK lines": {
-        "tools_cached",
-        "no_prompt_query",
-        "sdk_lines",
-    },
     "all removed (floor of the activity)": {
         "no_push",
         "no_db",
         "no_prompt_query",
-        "tools_cached",
         "raw_http",
     },
 }
@@ -526,14 +509,9 @@ async def ablation(stack: harness.Stack, rounds: int) -> None:
 
 STEP_PATCHES: dict[str, set[str]] = {
     "as shipped": set(),
-    "tool schemas built once": {"tools_cached"},
+    "SDK create + pydantic chunks (before #6)": {"sdk_chunks"},
     "prompt not queried": {"no_prompt_query"},
-    "SDK request, json.loads per SSE line": {"sdk_lines"},
-    "all of the above": {
-        "tools_cached",
-        "no_prompt_query",
-        "sdk_lines",
-    },
+    "raw aiohttp instead of openai SDK": {"raw_http"},
 }
 
 
