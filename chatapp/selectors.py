@@ -62,8 +62,10 @@ async def approval_for_conversation(*, conversation_id: str, call_id: str) -> Ap
 
 
 async def prompt_version_active(*, name: str) -> PromptVersion | None:
-    return (
-        await PromptVersion.objects.filter(prompt__name=name, is_active=True)
-        .select_related("prompt")
-        .afirst()
-    )
+    """Read before every LLM call, so an activation applies to the next one."""
+    active = PromptVersion.objects.filter(prompt__name=name, is_active=True)
+    # At most one version is active (a constraint), so no ORDER BY: afirst() would add
+    # one, a fifth of this read's cost.
+    async for version in active.select_related("prompt").order_by()[:1]:
+        return version
+    return None

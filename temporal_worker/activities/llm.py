@@ -113,12 +113,23 @@ class _Stream:
         await self.flush()
 
 
+async def _announce(stream: _Stream, attempt: int) -> None:
+    """The phase event creates the live reply on the page: it precedes every delta."""
+    if attempt > 1:
+        # A retry starts the reply over: clear what the failed attempt streamed.
+        await stream.push("snapshot", text="")
+        await stream.set_phase("thinking", f"Trying again (attempt {attempt})…")
+    else:
+        await stream.set_phase("thinking", "Thinking…")
+
+
 async def _heartbeat_forever(stream: _Stream) -> None:
     # The heartbeat carries the text so far (a page loaded mid-answer shows it) and
     # keeps the timeout meaningful while the model thinks before its first token.
+    # set_phase has just sent the first one.
     while True:
-        activity.heartbeat(stream.details())
         await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
+        activity.heartbeat(stream.details())
 
 
 @activity.defn(name=LLM_ACTIVITY)
@@ -127,16 +138,12 @@ async def call_llm(req: LlmRequest) -> LlmResult:
 
     A failed attempt mirrors nothing: the workflow hands the same messages to the
     retry, or to the notice that reports the failure."""
-    info = activity.info()
     stream = _Stream(conversation_id=req.conversation_id, reply_id=req.reply_id)
-    prompt = await prompts.active_prompt(prompts.AGENT_SYSTEM_PROMPT)
-    if info.attempt > 1:
-        # A retry starts the reply over: clear what the failed attempt streamed.
-        await stream.push("snapshot", text="")
-        await stream.set_phase("thinking", f"Trying again (attempt {info.attempt})…")
-    else:
-        await stream.set_phase("thinking", "Thinking…")
-
+    # The page hears of the reply while the prompt is read: neither needs the other.
+    prompt, _ = await asyncio.gather(
+        prompts.active_prompt(prompts.AGENT_SYSTEM_PROMPT),
+        _announce(stream, activity.info().attempt),
+    )
     heartbeat = asyncio.create_task(_heartbeat_forever(stream))
     try:
         completion = await llm_gateway.stream_completion(
@@ -237,10 +244,16 @@ async def _finish(
         prompt_version=prompt_version,
     )
     # One write mirrors the reply and what came before it (user messages, tool results).
-    await messages_record(
-        conversation_id=req.conversation_id, messages=[*req.new_messages, reply], run_id=req.run_id
+    # The last deltas go out meanwhile; the final message, which the page reads from the
+    # database, follows both.
+    await asyncio.gather(
+        messages_record(
+            conversation_id=req.conversation_id,
+            messages=[*req.new_messages, reply],
+            run_id=req.run_id,
+        ),
+        stream.close(),
     )
-    await stream.close()
     await stream.push("message", message_id=req.reply_id, final=not result.tool_calls)
     return result
 
