@@ -2,9 +2,10 @@
 
 Nothing here imports Django or does I/O: the workflow sandbox loads this module.
 Every workflow, activity, update and query takes one dataclass and returns one.
-"""
 
-from __future__ import annotations
+No `from __future__ import annotations`: with real annotation objects, Temporal's
+converter does not compile every field's type from a string on each conversion.
+"""
 
 import hashlib
 from dataclasses import dataclass, field
@@ -203,7 +204,7 @@ class LlmResult:
     finish_reason: str = ""
     stopped: bool = False
     # tool_calls validated and classified, in the same order.
-    planned_calls: list[PlannedCall] = field(default_factory=list)
+    planned_calls: list["PlannedCall"] = field(default_factory=list)
 
 
 @dataclass
