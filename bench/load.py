@@ -12,7 +12,8 @@ and 200, in two modes, each N on a freshly started stack:
   processes (scripts/prod_stack.py); user i posts to web i % 2 and watches its
   websocket on the other one, so every turn crosses processes through Redis.
 
-Reports turns per second, p50/p95 latency, errors (must be zero) and the peak resident
+Reports turns per second, p50/p95/max latency, turns slower than a minute, errors (must
+be zero: a turn refused, lost, or not answered within two minutes) and the peak resident
 memory of each process (VmHWM from /proc; for PostgreSQL also the sampled peak of its
 backends' summed PSS). Writes bench/results/load.json. Not a test: nothing is asserted
 beyond the exit status (1 when any error happened).
@@ -51,7 +52,10 @@ from scripts.prod_stack import ChatClient, ChatError, production_stack  # noqa: 
 
 RESULTS = ROOT / "bench" / "results"
 SETUP_CONCURRENCY = 25
-TURN_TIMEOUT_SECONDS = 60.0
+# An error is a turn that fails or is not answered within this long: a user gives up.
+# Slower answers that do arrive count as slow (and show in p95 and max), not as errors.
+TURN_TIMEOUT_SECONDS = 120.0
+SLOW_SECONDS = 60.0
 # The client's own limit on one step, above every timeout it sets on the way.
 WATCHDOG_SECONDS = 3 * TURN_TIMEOUT_SECONDS
 SAMPLE_EVERY_SECONDS = 0.5
@@ -181,6 +185,8 @@ class RunResult:
     max_ms: float = 0.0
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
+    # Turns answered, but after more than SLOW_SECONDS.
+    slow: int = 0
     setup_seconds: float = 0.0
     catch_up_misses: int = 0
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
@@ -273,6 +279,7 @@ async def run_users(
         result.p50_ms = round(statistics.median(latencies) * 1000, 1)
         result.p95_ms = round(percentile(latencies, 0.95) * 1000, 1)
         result.max_ms = round(max(latencies) * 1000, 1)
+        result.slow = sum(1 for seconds in latencies if seconds > SLOW_SECONDS)
     return result
 
 
@@ -421,7 +428,7 @@ def run(mode: str, users: int, turns: int) -> RunResult:
 def print_table(results: list[RunResult]) -> None:
     header = (
         f"{'mode':<11}{'N':>5}{'turns':>7}{'turns/s':>9}{'p50 ms':>9}{'p95 ms':>9}"
-        f"{'max ms':>9}{'errors':>8}  peak RSS MB per process"
+        f"{'max ms':>9}{'> 60 s':>8}{'errors':>8}  peak RSS MB per process"
     )
     print(header)
     print("-" * len(header))
@@ -429,7 +436,7 @@ def print_table(results: list[RunResult]) -> None:
         memory = ", ".join(f"{name} {mb:g}" for name, mb in r.peak_rss_mb.items())
         print(
             f"{r.mode:<11}{r.users:>5}{r.turns:>7}{r.turns_per_second:>9}{r.p50_ms:>9}"
-            f"{r.p95_ms:>9}{r.max_ms:>9}{r.errors:>8}  {memory}"
+            f"{r.p95_ms:>9}{r.max_ms:>9}{r.slow:>8}{r.errors:>8}  {memory}"
         )
         cpu = ", ".join(f"{name} {seconds:g}" for name, seconds in r.cpu_seconds.items())
         print(

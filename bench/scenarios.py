@@ -432,7 +432,7 @@ def stamped_progress() -> Any:
 
         return await original_stream(settings, messages, tools=tools, on_delta=stamped)
 
-    async def group_push(group: str, message: dict[str, Any]) -> None:
+    async def group_push(group: str, message: dict[str, Any], **options: Any) -> None:
         if message.get("kind") == "delta":
             frame = format_html(
                 '<span hx-swap-oob="beforeend:#stream-{}">{}</span>',
@@ -441,7 +441,7 @@ def stamped_progress() -> Any:
             )
             stamps.pushes[str(frame)].append(now())
             stamps.pushed += 1
-        await original_push(group, message)
+        await original_push(group, message, **options)
 
     llm_gateway.stream_completion = stream_completion
     progress_module.group_push = group_push
