@@ -10,10 +10,11 @@ import contextlib
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -217,6 +218,35 @@ def floor_worker(client: Any, task_queue: str = FLOOR_QUEUE, **options: Any) -> 
     return Worker(
         client, task_queue=task_queue, workflows=[FloorWorkflow], activities=[noop], **options
     )
+
+
+@contextlib.contextmanager
+def model_subprocess() -> Iterator[str]:
+    """The scripted model in a process of its own, as `make run` starts it: its CPU is
+    then not counted in the worker's event loop. Yields its base URL."""
+    from chatapp.stack import free_port, wait_for_http
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "temporal_worker.scripted_model",
+            "--port",
+            str(port),
+            "--chunk-delay-ms",
+            "0",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=30)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 @contextlib.asynccontextmanager

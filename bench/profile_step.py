@@ -33,7 +33,6 @@ import asyncio
 import collections
 import contextlib
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -676,33 +675,6 @@ def variants() -> dict[str, dict[str, Any]]:
     }
 
 
-@contextlib.contextmanager
-def model_subprocess() -> Any:
-    from chatapp.stack import free_port, wait_for_http
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "temporal_worker.scripted_model",
-            "--port",
-            str(port),
-            "--chunk-delay-ms",
-            "0",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=30)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 async def run_variant(
     var_dir: str, users: harness.Users, name: str, spec: dict[str, Any], steps: int
 ) -> dict[str, Any]:
@@ -710,7 +682,9 @@ async def run_variant(
     samples interleaved, so a change of load on the machine hits both alike."""
     with contextlib.ExitStack() as exits:
         model_url = (
-            exits.enter_context(model_subprocess()) if spec.get("model_subprocess") else None
+            exits.enter_context(harness.model_subprocess())
+            if spec.get("model_subprocess")
+            else None
         )
         async with (
             harness.in_process_stack(

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import tempfile
 import time
@@ -75,6 +76,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--concurrency", default="1,4,16")
     parser.add_argument("--no-web", action="store_true", help="skip the web-layer stack")
+    parser.add_argument(
+        "--model-in-process",
+        action="store_true",
+        help="run the scripted model inside the benchmark process (the first rounds did)",
+    )
     parser.add_argument("--out", default=str(report.RESULTS / "bench.json"))
     parser.add_argument("--plot", default=str(report.RESULTS / "latency.png"))
     args = parser.parse_args(argv)
@@ -87,61 +93,70 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def in_process(var_dir: str, users: harness.Users, args: argparse.Namespace) -> dict:
+    with contextlib.ExitStack() as exits:
+        # The model runs in its own process, as with `make run` and any real provider.
+        model_url = (
+            None if args.model_in_process else exits.enter_context(harness.model_subprocess())
+        )
+        async with harness.in_process_stack(var_dir, users, model_url=model_url) as stack:
+            progress("stack up: Temporal dev server, product worker, floor worker, model")
+            return await _measure(stack, args)
+
+
+async def _measure(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
     from bench import scenarios as sc
 
     out: dict[str, Any] = {}
-    async with harness.in_process_stack(var_dir, users) as stack:
-        progress("in-process stack up: Temporal dev server, product worker, floor worker, model")
-        # Warm-up: imports, connections, the sandbox's module cache, the prompt row.
-        warm = [
-            sc.rolling_floor(stack, [1]),
-            sc.rolling_product(stack, sc.PLAIN_TEXT, name="warm"),
-        ]
-        await sc.interleaved(warm, 5, label="warm-up")
+    # Warm-up: imports, connections, the sandbox's module cache, the prompt row.
+    warm = [
+        sc.rolling_floor(stack, [1]),
+        sc.rolling_product(stack, sc.PLAIN_TEXT, name="warm"),
+    ]
+    await sc.interleaved(warm, 5, label="warm-up")
 
-        measures = [
-            sc.rolling_floor(stack, [1]),
-            sc.rolling_floor(stack, [1], with_start=True),
-            sc.rolling_product(stack, sc.PLAIN_TEXT, name="step"),
-            sc.rolling_product(stack, sc.PLAIN_TEXT, via="service", name="step_service"),
-        ]
-        await sc.interleaved(measures, args.runs, label="(a)+(b) floor and agent step")
-        out.update({m.name: m for m in measures})
+    measures = [
+        sc.rolling_floor(stack, [1]),
+        sc.rolling_floor(stack, [1], with_start=True),
+        sc.rolling_product(stack, sc.PLAIN_TEXT, name="step"),
+        sc.rolling_product(stack, sc.PLAIN_TEXT, via="service", name="step_service"),
+    ]
+    await sc.interleaved(measures, args.runs, label="(a)+(b) floor and agent step")
+    out.update({m.name: m for m in measures})
 
-        measures = [sc.new_floor(stack), sc.new_conversation(stack)]
-        await sc.interleaved(measures, args.new_runs, label="(b) first message of a conversation")
-        out.update({m.name: m for m in measures})
+    measures = [sc.new_floor(stack), sc.new_conversation(stack)]
+    await sc.interleaved(measures, args.new_runs, label="(b) first message of a conversation")
+    out.update({m.name: m for m in measures})
 
-        measures = [
-            sc.rolling_floor(stack, [1, 2, 1]),
-            sc.rolling_product(stack, sc.TOOLS_TEXT, name="tools", activities=4),
-        ]
-        await sc.interleaved(measures, args.tool_runs, label="(c) two parallel tools")
-        out.update({m.name: m for m in measures})
+    measures = [
+        sc.rolling_floor(stack, [1, 2, 1]),
+        sc.rolling_product(stack, sc.TOOLS_TEXT, name="tools", activities=4),
+    ]
+    await sc.interleaved(measures, args.tool_runs, label="(c) two parallel tools")
+    out.update({m.name: m for m in measures})
 
-        measures = [sc.rolling_floor(stack, [1, 1, 1]), sc.approval_measure(stack)]
-        await sc.interleaved(measures, args.approval_runs, label="(d) approval round trip")
-        out.update({m.name: m for m in measures})
+    measures = [sc.rolling_floor(stack, [1, 1, 1]), sc.approval_measure(stack)]
+    await sc.interleaved(measures, args.approval_runs, label="(d) approval round trip")
+    out.update({m.name: m for m in measures})
 
-        progress("(f) progress latency, paced (20 ms per token) and burst (0 ms)")
-        out["progress_paced"] = await sc.progress_latency(
-            stack, replies=args.progress_replies, slow_ms=20
-        )
-        out["progress_burst"] = await sc.progress_latency(
-            stack, replies=args.progress_replies, slow_ms=0
-        )
+    progress("(f) progress latency, paced (20 ms per token) and burst (0 ms)")
+    out["progress_paced"] = await sc.progress_latency(
+        stack, replies=args.progress_replies, slow_ms=20
+    )
+    out["progress_burst"] = await sc.progress_latency(
+        stack, replies=args.progress_replies, slow_ms=0
+    )
 
-        levels = [int(x) for x in args.concurrency.split(",") if x]
-        progress(f"latency by concurrency {levels}")
-        out["concurrency"] = await sc.by_concurrency(
-            stack, levels, samples_per_level=max(20, args.runs // 2)
-        )
+    levels = [int(x) for x in args.concurrency.split(",") if x]
+    progress(f"latency by concurrency {levels}")
+    out["concurrency"] = await sc.by_concurrency(
+        stack, levels, samples_per_level=max(20, args.runs // 2)
+    )
 
-        out["dashboard"] = []
-        for size in [int(x) for x in args.dashboard.split(",") if x]:
-            progress(f"(e) dashboard: growing to {size} pending approvals, then listing")
-            reps = args.dashboard_reps if size <= 500 else min(3, args.dashboard_reps)
-            out["dashboard"].append(await sc.dashboard_listing(stack, size, reps))
+    out["dashboard"] = []
+    for size in [int(x) for x in args.dashboard.split(",") if x]:
+        progress(f"(e) dashboard: growing to {size} pending approvals, then listing")
+        reps = args.dashboard_reps if size <= 500 else min(3, args.dashboard_reps)
+        out["dashboard"].append(await sc.dashboard_listing(stack, size, reps))
     return out
 
 

@@ -6,7 +6,9 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 from django.utils import timezone
 
 from chatapp import ratelimit, temporal_client
@@ -120,12 +122,19 @@ async def messages_record(
         )
         for m in messages
     ]
-    if not rows:
-        return
-    await Message.objects.abulk_create(
-        rows, update_conflicts=True, unique_fields=["id"], update_fields=MESSAGE_FIELDS
-    )
-    await Conversation.objects.filter(id=conversation_id).aupdate(updated_at=timezone.now())
+    if rows:
+        await _messages_write(conversation_id, rows)
+
+
+@sync_to_async
+def _messages_write(conversation_id: str, rows: list[Message]) -> None:
+    # One trip to Django's database thread and one transaction: the transcript and the
+    # conversation's last-activity time change together.
+    with transaction.atomic():
+        Message.objects.bulk_create(
+            rows, update_conflicts=True, unique_fields=["id"], update_fields=MESSAGE_FIELDS
+        )
+        Conversation.objects.filter(id=conversation_id).update(updated_at=timezone.now())
 
 
 async def answer_stop(*, user: AbstractBaseUser, conversation_id: uuid.UUID) -> StopResult:

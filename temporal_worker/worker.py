@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import close_old_connections
 from temporalio.client import Client
 from temporalio.worker import (
@@ -30,11 +31,18 @@ class _DatabaseConnections(ActivityInboundInterceptor):
     activity, so a database restart costs one reconnect, not a string of failed attempts."""
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-        await sync_to_async(close_old_connections)()
+        # With CONN_MAX_AGE = 0 the close after the last activity left nothing to check:
+        # skip the trip to the database thread.
+        if _persistent_connections():
+            await sync_to_async(close_old_connections)()
         try:
             return await super().execute_activity(input)
         finally:
             await sync_to_async(close_old_connections)()
+
+
+def _persistent_connections() -> bool:
+    return any(db.get("CONN_MAX_AGE", 0) for db in settings.DATABASES.values())
 
 
 class DatabaseConnectionsInterceptor(Interceptor):
