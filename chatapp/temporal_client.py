@@ -269,7 +269,7 @@ LIVE_STATE_TIMEOUT = timedelta(seconds=2)
 QUERY_TIMEOUT = timedelta(seconds=3)
 
 
-async def approvals_pending_list(*, limit: int = 2000) -> PendingListing:
+async def approvals_pending_list(*, limit: int | None = None) -> PendingListing:
     """Pending approvals, found through visibility.
 
     Each workflow keeps its pending approvals in its memo, which the listing returns,
@@ -284,12 +284,16 @@ async def approvals_pending_list(*, limit: int = 2000) -> PendingListing:
     page_token = b""
     # The service call itself: the SDK's iterator also decodes every execution's
     # search attributes, a third of the time at 1,000 rows.
-    while listed_workflows < limit:
+    # All of them by default: visibility lists newest first, and a cut would drop the
+    # oldest requests, the closest to their deadline.
+    while limit is None or listed_workflows < limit:
         page = await client.workflow_service.list_workflow_executions(
             ListWorkflowExecutionsRequest(
                 namespace=client.namespace,
                 query=f'{SA_APPROVAL_PENDING} = true AND ExecutionStatus = "Running"',
-                page_size=min(LIST_PAGE_SIZE, limit - listed_workflows),
+                page_size=LIST_PAGE_SIZE
+                if limit is None
+                else min(LIST_PAGE_SIZE, limit - listed_workflows),
                 next_page_token=page_token,
             ),
             retry=True,

@@ -11,6 +11,7 @@ import logging
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -84,9 +85,13 @@ async def dashboard(request: HttpRequest) -> HttpResponse:
         listing = await temporal_client.approvals_pending_list()
     except Exception:  # the page still renders and says why the list is empty
         logger.exception("listing pending approvals failed")
-    rows = await selectors.approval_rows(items=listing.items if listing else [])
+    items = listing.items if listing else []
+    # The oldest first (closest to their deadline); a page of thousands of rows with
+    # three forms each would be slow to render and to use.
+    rows = await selectors.approval_rows(items=items[: settings.REVIEWS_DASHBOARD_MAX_ROWS])
     context = {
         "rows": rows,
+        "hidden_count": len(items) - len(rows),
         "listing": listing,
         "error": "" if listing else UNAVAILABLE,
         **await _viewer_context(request),

@@ -309,6 +309,24 @@ async def test_the_list_comes_from_memos_without_a_query_and_follows_a_claim(
     await eventually(_listing_without(approval.call_id))
 
 
+async def test_past_the_row_cap_the_oldest_requests_are_shown_and_the_rest_counted(
+    temporal: TemporalClient,
+    worker: object,
+    customer: AbstractBaseUser,
+    rita: AbstractBaseUser,
+    settings: object,
+) -> None:
+    settings.REVIEWS_DASHBOARD_MAX_ROWS = 2  # type: ignore[attr-defined]
+    approvals = [await refund_requested(temporal, customer, amount=str(a)) for a in (11, 12, 13)]
+    await eventually(_listing_with(approvals[-1].call_id))
+
+    page = body(await (await logged_in(rita)).get("/reviews/"))
+
+    assert html_element(page, row_id(approvals[0])) and html_element(page, row_id(approvals[1]))
+    assert not html_element(page, row_id(approvals[2]))  # the newest waits for a reload
+    assert "Showing the 2 oldest requests; 1 more is pending." in html_text(page)
+
+
 async def test_a_workflow_from_before_the_memo_is_listed_through_a_query(
     temporal: TemporalClient, customer: AbstractBaseUser, settings: object, task_queue: str
 ) -> None:
