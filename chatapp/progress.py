@@ -19,7 +19,9 @@ PUSH_TIMEOUT_SECONDS = 1.0
 # Events a page cannot infer from later ones (a recorded message, an approval's
 # outcome) are tried again, each time waiting twice as long, before giving up.
 DURABLE_EVENT_ATTEMPTS = 3
-_DURABLE_KINDS = frozenset({"message"})
+_DURABLE_KINDS = frozenset(
+    {"message", "approval_requested", "approval_claimed", "approval_reminder", "approval_decided"}
+)
 
 
 def conversation_group(conversation_id: str) -> str:
@@ -51,9 +53,7 @@ async def progress_push(conversation_id: str, event: dict[str, Any]) -> None:
     """Send `event` (a dict with a "kind") to every socket watching the conversation.
 
     A repeated event is harmless: pages render messages and approvals by id."""
-    durable = event.get("kind") in _DURABLE_KINDS or str(event.get("kind", "")).startswith(
-        "approval_"
-    )
+    durable = event.get("kind") in _DURABLE_KINDS
     await group_push(
         conversation_group(conversation_id),
         {"type": "chat.progress", **event},

@@ -1,12 +1,23 @@
-"""Test helpers: polling a real server (no fixed sleeps) and reading rendered HTML."""
+"""Test helpers: polling a real server (no fixed sleeps), reading rendered HTML, logged-in
+clients, and a conversation's workflow history."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from html.parser import HTMLParser
 from typing import TypeVar
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import AbstractBaseUser
+from django.http import HttpResponse
+from django.test import AsyncClient, Client
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client as TemporalClient
+
+from temporal_worker.shared import conversation_workflow_id
 
 T = TypeVar("T")
 
@@ -114,3 +125,43 @@ def input_values(source: str) -> dict[str, str]:
     collector.feed(source)
     collector.close()
     return collector.values
+
+
+# --- Django's test clients -----------------------------------------------------------
+
+
+async def logged_in(user: AbstractBaseUser | None, **client_options: object) -> AsyncClient:
+    client = AsyncClient(**client_options)
+    if user is not None:
+        await client.aforce_login(user)
+    return client
+
+
+async def session_cookie(user: AbstractBaseUser) -> str:
+    """A logged-in session id, for websockets (which carry the cookie themselves)."""
+    client = Client()
+    await sync_to_async(client.force_login)(user)
+    return client.cookies["sessionid"].value
+
+
+def body(response: HttpResponse) -> str:
+    return response.content.decode()
+
+
+# --- workflow history -----------------------------------------------------------------
+
+
+async def history(client: TemporalClient, cid: uuid.UUID) -> list[HistoryEvent]:
+    """The history once no activity is pending: rows are written before an activity's
+    result reaches the server, so a test that saw the row must wait for the history."""
+    handle = client.get_workflow_handle(conversation_workflow_id(str(cid)))
+
+    async def settled() -> bool:
+        return not (await handle.describe()).raw_description.pending_activities
+
+    await eventually(settled)
+    return list((await handle.fetch_history()).events)
+
+
+def of_type(events: list[HistoryEvent], event_type: int) -> list[HistoryEvent]:
+    return [e for e in events if e.event_type == event_type]

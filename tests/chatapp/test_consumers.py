@@ -8,28 +8,21 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AbstractBaseUser
-from django.test import Client
 
 from chatapp import services
 from chatapp.asgi import application
 from chatapp.models import Conversation, Message
 from chatapp.progress import progress_push
 from tests.factories import auser_create
+from tests.helpers import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 GOOD_ORIGIN = b"http://127.0.0.1:8000"
 RECEIVE_TIMEOUT = 10.0
 STREAM_TARGET = re.compile(r'hx-swap-oob="beforeend:#stream-([0-9a-f-]{36})"')
-
-
-async def session_cookie(user: AbstractBaseUser) -> str:
-    client = Client()
-    await sync_to_async(client.force_login)(user)
-    return client.cookies["sessionid"].value
 
 
 def communicator(

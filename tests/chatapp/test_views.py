@@ -6,8 +6,6 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
-from django.contrib.auth.models import AbstractBaseUser
-from django.http import HttpResponse
 from django.test import AsyncClient
 from django.utils.html import escape
 
@@ -15,7 +13,7 @@ from chatapp import temporal_client
 from chatapp.models import Conversation, Message
 from temporal_worker.scripted_model import ScriptedModelServer
 from tests.factories import auser_create
-from tests.helpers import eventually, html_element, html_text, input_values
+from tests.helpers import body, eventually, html_element, html_text, input_values, logged_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,16 +27,6 @@ def conversation_url(conversation_id: uuid.UUID | str) -> str:
 
 def htmx(current_path: str) -> dict[str, str]:
     return {"HX-Request": "true", "HX-Current-URL": f"http://testserver{current_path}"}
-
-
-async def logged_in(user: AbstractBaseUser) -> AsyncClient:
-    client = AsyncClient()
-    await client.aforce_login(user)
-    return client
-
-
-def body(response: HttpResponse) -> str:
-    return response.content.decode()
 
 
 def composer_ids(page: str) -> tuple[str, str]:

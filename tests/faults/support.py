@@ -10,13 +10,12 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import Client
 
 from chatapp import services, temporal_client
 from chatapp.models import Message
-from temporal_worker.shared import LLM_ACTIVITY, conversation_workflow_id
+from temporal_worker.shared import LLM_ACTIVITY
 from tests.factories import user_create
-from tests.helpers import eventually
+from tests.helpers import eventually, of_type
 
 T = TypeVar("T")
 
@@ -66,47 +65,30 @@ async def wait_turn_done(cid: uuid.UUID, replies: int, timeout: float = 60) -> l
     return await eventually(lambda: turn_done(cid, replies), timeout=timeout, interval=0.1)
 
 
-async def history(client: Client, cid: uuid.UUID) -> list[HistoryEvent]:
-    """The history once no activity is pending: rows are written before an activity's
-    result reaches the server, so a test that saw the row must wait for the history."""
-    handle = client.get_workflow_handle(conversation_workflow_id(str(cid)))
-
-    async def settled() -> bool:
-        return not (await handle.describe()).raw_description.pending_activities
-
-    await eventually(settled)
-    return list((await handle.fetch_history()).events)
-
-
-def of_type(events: list[HistoryEvent], event_type: int) -> list[HistoryEvent]:
-    return [e for e in events if e.event_type == event_type]
+# Where each later event of an activity names the event that scheduled it.
+_SCHEDULED_BY = {
+    STARTED: "activity_task_started_event_attributes",
+    COMPLETED: "activity_task_completed_event_attributes",
+    FAILED: "activity_task_failed_event_attributes",
+    TIMED_OUT: "activity_task_timed_out_event_attributes",
+}
 
 
 def activity_events(events: list[HistoryEvent], name: str) -> dict[int, list[HistoryEvent]]:
     """Scheduled, started, completed, failed and timed-out events of activity `name`."""
-    scheduled_ids = {
-        e.event_id
+    scheduled = [
+        e
         for e in of_type(events, SCHEDULED)
         if e.activity_task_scheduled_event_attributes.activity_type.name == name
-    }
-    found: dict[int, list[HistoryEvent]] = {
-        kind: [] for kind in (SCHEDULED, STARTED, COMPLETED, FAILED, TIMED_OUT)
-    }
-    for event in events:
-        if event.event_type == SCHEDULED and event.event_id in scheduled_ids:
-            found[SCHEDULED].append(event)
-        elif event.event_type == STARTED:
-            if event.activity_task_started_event_attributes.scheduled_event_id in scheduled_ids:
-                found[STARTED].append(event)
-        elif event.event_type == COMPLETED:
-            if event.activity_task_completed_event_attributes.scheduled_event_id in scheduled_ids:
-                found[COMPLETED].append(event)
-        elif event.event_type == FAILED:
-            if event.activity_task_failed_event_attributes.scheduled_event_id in scheduled_ids:
-                found[FAILED].append(event)
-        elif event.event_type == TIMED_OUT:
-            if event.activity_task_timed_out_event_attributes.scheduled_event_id in scheduled_ids:
-                found[TIMED_OUT].append(event)
+    ]
+    scheduled_ids = {e.event_id for e in scheduled}
+    found: dict[int, list[HistoryEvent]] = {SCHEDULED: scheduled}
+    for kind, attributes in _SCHEDULED_BY.items():
+        found[kind] = [
+            e
+            for e in of_type(events, kind)
+            if getattr(e, attributes).scheduled_event_id in scheduled_ids
+        ]
     return found
 
 

@@ -16,14 +16,16 @@ from channels.layers import get_channel_layer
 from chatapp.progress import conversation_group
 from tests.faults.support import (
     GroupListener,
-    history,
     llm_attempts,
     new_user,
     rows,
     send,
     unique,
 )
-from tests.helpers import eventually
+from tests.helpers import (
+    eventually,
+    history,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -23,17 +23,21 @@ from chatapp.progress import conversation_group
 from tests.faults.support import (
     FAILED,
     GroupListener,
-    history,
     llm_attempts,
     new_user,
     now,
-    of_type,
     rows,
     send,
     unique,
     wait_turn_done,
 )
-from tests.helpers import eventually, html_element, html_text
+from tests.helpers import (
+    eventually,
+    history,
+    html_element,
+    html_text,
+    of_type,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

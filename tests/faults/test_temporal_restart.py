@@ -21,14 +21,14 @@ from temporalio.client import Client
 from chatapp import temporal_client
 from reviews.models import Approval
 from shop.models import Refund
-from temporal_worker.shared import DecideApproval, tool_activity_name
+from temporal_worker.shared import tool_activity_name
 from temporal_worker.worker import build_worker
+from tests.approvals import decision_for
 from tests.factories import user_create
 from tests.faults.support import (
     COMPLETED,
     STARTED,
     activity_events,
-    history,
     live_state,
     new_user,
     rows,
@@ -36,7 +36,10 @@ from tests.faults.support import (
     unique,
     wait_turn_done,
 )
-from tests.helpers import eventually
+from tests.helpers import (
+    eventually,
+    history,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -115,13 +118,7 @@ async def test_temporal_restart_keeps_the_pending_approval_and_the_conversation(
         reviewer = await sync_to_async(user_create)()
         decided = await temporal_client.approval_decide(
             conversation_id=str(cid),
-            decision=DecideApproval(
-                call_id=after.call_id,
-                action="approve",
-                reviewer_id=reviewer.pk,
-                reviewer=reviewer.get_username(),
-                arguments_hash=after.arguments_hash,
-            ),
+            decision=decision_for(after, reviewer),
         )
         assert decided.outcome == "approved"
         decided_at = time.monotonic()

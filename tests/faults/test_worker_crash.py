@@ -24,7 +24,6 @@ from tests.faults.support import (
     SCHEDULED,
     STARTED,
     activity_events,
-    history,
     live_state,
     new_user,
     rows,
@@ -32,7 +31,10 @@ from tests.faults.support import (
     unique,
     wait_turn_done,
 )
-from tests.helpers import eventually
+from tests.helpers import (
+    eventually,
+    history,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

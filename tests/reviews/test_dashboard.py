@@ -8,8 +8,6 @@ waits for a reviewer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,31 +15,33 @@ from decimal import Decimal
 
 import pytest
 import pytest_asyncio
-from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth.models import AbstractBaseUser, Permission
+from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpResponse
-from django.test import AsyncClient, Client
+from django.test import AsyncClient
 from temporalio.client import Client as TemporalClient
-from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from chatapp import services, temporal_client
+from chatapp import temporal_client
 from chatapp.asgi import application
 from chatapp.models import Message
 from chatapp.temporal_client import PendingListing
 from reviews.models import Approval, ApprovalPolicy
-from reviews.selectors import approval_dom_id
-from shop.models import Customer, Order, Refund
+from shop.models import Refund
 from temporal_worker.shared import (
-    SA_APPROVAL_PENDING,
     PendingApproval,
     conversation_workflow_id,
 )
 from temporal_worker.worker import ACTIVITIES
 from temporal_worker.workflows import ConversationWorkflow
+from tests.approvals import (
+    pending_approvals_terminate,
+    refund_requested,
+    reviewer_create,
+    row_id,
+)
 from tests.factories import auser_create
-from tests.helpers import eventually, html_element, html_text
+from tests.helpers import body, eventually, html_element, html_text, logged_in, session_cookie
 from tests.reviews.memoless_workflow import MemolessConversationWorkflow
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -49,7 +49,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 GOOD_ORIGIN = b"http://127.0.0.1:8000"
 RECEIVE_TIMEOUT = 15.0
 XSS = "<img src=x onerror=alert(1)>"
-_order_numbers = itertools.count(93001)
 
 
 # --- fixtures and helpers -------------------------------------------------------
@@ -57,35 +56,10 @@ _order_numbers = itertools.count(93001)
 
 @pytest_asyncio.fixture(autouse=True)
 async def no_leftover_approvals(temporal: TemporalClient) -> AsyncIterator[None]:
-    """Workflows left waiting by earlier tests have no worker any more: the listing
-    would wait on their queries. Terminate them, before and after each test."""
-
-    async def terminate_pending() -> None:
-        query = f'{SA_APPROVAL_PENDING} = true AND ExecutionStatus = "Running"'
-        async for execution in temporal.list_workflows(query):
-            with contextlib.suppress(RPCError):  # already gone is fine
-                await temporal.get_workflow_handle(execution.id).terminate("test cleanup")
-
-    await terminate_pending()
+    """Before and after each test: the listing must see only this test's approvals."""
+    await pending_approvals_terminate(temporal)
     yield
-    await terminate_pending()
-
-
-async def reviewer_create(username: str) -> AbstractBaseUser:
-    user = await auser_create(username=username)
-    permission = await Permission.objects.aget(codename="review_approvals")
-    await user.user_permissions.aadd(permission)
-    return user
-
-
-async def logged_in(user: AbstractBaseUser) -> AsyncClient:
-    client = AsyncClient()
-    await client.aforce_login(user)
-    return client
-
-
-def body(response: HttpResponse) -> str:
-    return response.content.decode()
+    await pending_approvals_terminate(temporal)
 
 
 def htmx(target: str) -> dict[str, str]:
@@ -94,50 +68,6 @@ def htmx(target: str) -> dict[str, str]:
         "HX-Target": target,
         "HX-Current-URL": "http://testserver/reviews/",
     }
-
-
-async def order_create(total: str = "500.00") -> Order:
-    number = next(_order_numbers)
-    customer = await Customer.objects.acreate(
-        name=f"Customer {number}", email=f"customer{number}@test.example"
-    )
-    return await Order.objects.acreate(
-        number=number,
-        customer=customer,
-        status=Order.Status.DELIVERED,
-        total=Decimal(total),
-        items=[{"sku": "T-1", "name": "Test item", "qty": 1, "price": total}],
-    )
-
-
-async def refund_requested(
-    temporal: TemporalClient, user: AbstractBaseUser, *, amount: str = "120", extra: str = ""
-) -> PendingApproval:
-    """A customer asks for a refund; returns the approval once the workflow waits on it."""
-    order = await order_create()
-    conversation_id = uuid.uuid4()
-    await services.message_send(
-        user=user,
-        conversation_id=conversation_id,
-        message_id=uuid.uuid4(),
-        text=f"Please refund {amount} on order {order.number}{extra}",
-    )
-    handle = temporal.get_workflow_handle(conversation_workflow_id(str(conversation_id)))
-
-    async def pending() -> PendingApproval | None:
-        result = await handle.query(ConversationWorkflow.pending_approvals)
-        return result.items[0] if result.items else None
-
-    approval = await eventually(pending)
-    # The audit mirror is written by the "requested" notification.
-    await eventually(
-        lambda: Approval.objects.filter(workflow_id=handle.id, call_id=approval.call_id).aexists()
-    )
-    return approval
-
-
-def row_id(approval: PendingApproval) -> str:
-    return approval_dom_id(conversation_id=approval.conversation_id, call_id=approval.call_id)
 
 
 def decided_marker(dom_id: str) -> str:
@@ -185,12 +115,6 @@ async def answered_after_tool(conversation_id: str) -> list[Message]:
         return None
 
     return await eventually(probe)
-
-
-async def session_cookie(user: AbstractBaseUser) -> str:
-    client = Client()
-    await sync_to_async(client.force_login)(user)
-    return client.cookies["sessionid"].value
 
 
 def reviewers_socket(cookie: str | None) -> WebsocketCommunicator:

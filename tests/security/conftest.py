@@ -7,7 +7,9 @@ import pytest_asyncio
 from django.core.cache import cache
 from temporalio.client import Client as TemporalClient
 
-from tests.security.support import pending_approvals_terminate
+from tests.approvals import (
+    pending_approvals_terminate,
+)
 
 
 @pytest.fixture(autouse=True)

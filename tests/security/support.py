@@ -3,64 +3,30 @@ that rendered HTML carries no executable markup."""
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import uuid
-from decimal import Decimal
 from html.parser import HTMLParser
 
-from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth.models import AbstractBaseUser, Permission
+from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpResponse
-from django.test import AsyncClient, Client
+from django.test import AsyncClient
 from temporalio.client import Client as TemporalClient
-from temporalio.service import RPCError
 
-from chatapp import services
 from chatapp.asgi import application
-from reviews.models import Approval
-from reviews.selectors import approval_dom_id
-from shop.models import Customer, Order
-from temporal_worker.shared import SA_APPROVAL_PENDING, PendingApproval, conversation_workflow_id
+from temporal_worker.shared import PendingApproval, conversation_workflow_id
 from temporal_worker.workflows import ConversationWorkflow
 from tests.factories import auser_create
-from tests.helpers import eventually, html_element, html_text, input_values
+from tests.helpers import body, html_element, html_text, input_values
 
 GOOD_ORIGIN = b"http://127.0.0.1:8000"
 SEND_URL = "/c/send/"
-_order_numbers = itertools.count(97001)
 
 
 # --- actors ---------------------------------------------------------------------------
 
 
-async def reviewer_create(username: str | None = None, **extra: object) -> AbstractBaseUser:
-    user = await auser_create(username=username, **extra)
-    permission = await Permission.objects.aget(codename="review_approvals")
-    await user.user_permissions.aadd(permission)
-    return user
-
-
 async def admin_create(username: str | None = None) -> AbstractBaseUser:
     return await auser_create(username=username, is_staff=True, is_superuser=True)
-
-
-async def logged_in(user: AbstractBaseUser | None, **client_options: object) -> AsyncClient:
-    client = AsyncClient(**client_options)
-    if user is not None:
-        await client.aforce_login(user)
-    return client
-
-
-async def session_cookie(user: AbstractBaseUser) -> str:
-    client = Client()
-    await sync_to_async(client.force_login)(user)
-    return client.cookies["sessionid"].value
-
-
-def body(response: HttpResponse) -> str:
-    return response.content.decode()
 
 
 def htmx(current_path: str = "/", target: str | None = None) -> dict[str, str]:
@@ -139,63 +105,10 @@ async def conversation_start(client: AsyncClient, text: str) -> str:
 # --- real approvals ---------------------------------------------------------------------
 
 
-async def pending_approvals_terminate(temporal: TemporalClient) -> None:
-    """Workflows left waiting by earlier tests have no worker any more, and the dashboard's
-    listing would wait on their queries: end them."""
-    query = f'{SA_APPROVAL_PENDING} = true AND ExecutionStatus = "Running"'
-    async for execution in temporal.list_workflows(query):
-        with contextlib.suppress(RPCError):  # already gone is fine
-            await temporal.get_workflow_handle(execution.id).terminate("test cleanup")
-
-
-async def order_create(total: str = "500.00") -> Order:
-    number = next(_order_numbers)
-    customer = await Customer.objects.acreate(
-        name=f"Customer {number}", email=f"customer{number}@test.example"
-    )
-    return await Order.objects.acreate(
-        number=number,
-        customer=customer,
-        status=Order.Status.DELIVERED,
-        total=Decimal(total),
-        items=[{"sku": "T-1", "name": "Test item", "qty": 1, "price": total}],
-    )
-
-
-async def refund_requested(
-    temporal: TemporalClient, user: AbstractBaseUser, *, amount: str = "120", extra: str = ""
-) -> PendingApproval:
-    """`user` asks the agent for a refund; returns the approval once the workflow waits
-    on it and the audit mirror has its row."""
-    order = await order_create()
-    conversation_id = uuid.uuid4()
-    await services.message_send(
-        user=user,
-        conversation_id=conversation_id,
-        message_id=uuid.uuid4(),
-        text=f"Please refund {amount} on order {order.number}{extra}",
-    )
-    handle = temporal.get_workflow_handle(conversation_workflow_id(str(conversation_id)))
-
-    async def pending() -> PendingApproval | None:
-        result = await handle.query(ConversationWorkflow.pending_approvals)
-        return result.items[0] if result.items else None
-
-    approval = await eventually(pending)
-    await eventually(
-        lambda: Approval.objects.filter(workflow_id=handle.id, call_id=approval.call_id).aexists()
-    )
-    return approval
-
-
 async def still_pending(temporal: TemporalClient, approval: PendingApproval) -> bool:
     handle = temporal.get_workflow_handle(conversation_workflow_id(approval.conversation_id))
     result = await handle.query(ConversationWorkflow.pending_approvals)
     return approval.call_id in [p.call_id for p in result.items]
-
-
-def row_id(approval: PendingApproval) -> str:
-    return approval_dom_id(conversation_id=approval.conversation_id, call_id=approval.call_id)
 
 
 # --- executable markup ------------------------------------------------------------------

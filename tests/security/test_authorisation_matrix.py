@@ -8,7 +8,6 @@ Actors: anonymous, the conversation's owner, another user, a reviewer (holds
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,18 +25,22 @@ from django.db import models
 from django.http import HttpResponse
 from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
-from django.utils import timezone
 
 from chatapp.models import Conversation, Message
 from reviews.models import Approval, ApprovalPolicy
 from shop.models import OrderStatusChange, OutboxEmail, Refund
-from tests.factories import auser_create
-from tests.security.support import (
-    admin_create,
-    logged_in,
+from tests.approvals import (
+    approval_mirror_create,
     order_create,
     reviewer_create,
+)
+from tests.factories import auser_create
+from tests.helpers import (
+    logged_in,
     session_cookie,
+)
+from tests.security.support import (
+    admin_create,
     socket_accepted,
 )
 
@@ -320,19 +323,7 @@ async def world() -> World:
         ADMIN: await admin_create("boss"),
     }
     conversation = await Conversation.objects.acreate(owner=owner, title="Owner's private chat")
-    now = timezone.now()
-    await Approval.objects.acreate(
-        workflow_id=conversation.workflow_id,
-        call_id=CALL_ID,
-        conversation=conversation,
-        requester=owner,
-        tool="issue_refund",
-        summary="Refund 1.00 EUR on order #1",
-        arguments={"order_id": 1, "amount": "1.00", "reason": "r"},
-        requested_at=now,
-        deadline=now + dt.timedelta(days=1),
-        timeout_action="reject",
-    )
+    await approval_mirror_create(conversation, call_id=CALL_ID)
     content_type = await sync_to_async(ContentType.objects.get_for_model)(Conversation)
     world = World(
         users=users,

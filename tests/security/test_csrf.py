@@ -4,7 +4,6 @@ goes through (so the 403 is the CSRF check's, not a permission's)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,12 +15,18 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import AsyncClient
 from django.urls import reverse
-from django.utils import timezone
 
 from chatapp.models import Conversation, Message
 from reviews.models import Approval, ApprovalPolicy
+from tests.approvals import (
+    approval_mirror_create,
+    reviewer_create,
+)
 from tests.factories import PASSWORD, auser_create
-from tests.security.support import admin_create, htmx, reviewer_create
+from tests.security.support import (
+    admin_create,
+    htmx,
+)
 from tests.security.test_authorisation_matrix import CHAT_ROWS, REVIEW_ROWS, ROOT_ROWS
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -125,19 +130,7 @@ POSTS = [
 async def world() -> World:
     owner = await auser_create(username="owner")
     conversation = await Conversation.objects.acreate(owner=owner, title="Original title")
-    now = timezone.now()
-    await Approval.objects.acreate(
-        workflow_id=conversation.workflow_id,
-        call_id=CALL_ID,
-        conversation=conversation,
-        requester=owner,
-        tool="issue_refund",
-        summary="Refund 1.00 EUR on order #1",
-        arguments={"order_id": 1, "amount": "1.00", "reason": "r"},
-        requested_at=now,
-        deadline=now + dt.timedelta(days=1),
-        timeout_action="reject",
-    )
+    await approval_mirror_create(conversation, call_id=CALL_ID)
     return World(
         users={
             "anonymous": None,

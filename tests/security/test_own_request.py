@@ -12,15 +12,21 @@ from temporalio.client import Client as TemporalClient
 
 from reviews.models import Approval
 from shop.models import Refund
-from tests.helpers import eventually, html_element, html_text
-from tests.security.support import (
-    admin_create,
-    body,
-    htmx,
-    logged_in,
+from tests.approvals import (
     refund_requested,
     reviewer_create,
     row_id,
+)
+from tests.helpers import (
+    body,
+    eventually,
+    html_element,
+    html_text,
+    logged_in,
+)
+from tests.security.support import (
+    admin_create,
+    htmx,
     still_pending,
 )
 

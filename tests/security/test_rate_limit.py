@@ -17,14 +17,17 @@ from django.core.cache.backends.redis import RedisCache
 from chatapp import ratelimit, stack
 from chatapp.models import Conversation, Message
 from tests.factories import auser_create
-from tests.helpers import eventually, html_element
+from tests.helpers import (
+    body,
+    eventually,
+    html_element,
+    logged_in,
+)
 from tests.security.support import (
     SEND_URL,
-    body,
     composer_error,
     composer_ids,
     conversation_start,
-    logged_in,
     send,
 )
 

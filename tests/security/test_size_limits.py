@@ -24,22 +24,28 @@ from temporalio.client import Client as TemporalClient
 
 from chatapp.models import Conversation, Message
 from reviews.models import Approval, ApprovalPolicy
+from tests.approvals import (
+    refund_requested,
+    reviewer_create,
+    row_id,
+)
 from tests.factories import auser_create
-from tests.helpers import eventually, html_element, html_text
+from tests.helpers import (
+    body,
+    eventually,
+    html_element,
+    html_text,
+    logged_in,
+    session_cookie,
+)
 from tests.security.support import (
     SEND_URL,
     admin_create,
-    body,
     composer_error,
     composer_ids,
     conversation_start,
     htmx,
-    logged_in,
-    refund_requested,
-    reviewer_create,
-    row_id,
     send,
-    session_cookie,
     still_pending,
 )
 

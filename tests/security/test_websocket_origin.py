@@ -10,8 +10,16 @@ import pytest_asyncio
 from django.contrib.auth.models import AbstractBaseUser
 
 from chatapp.models import Conversation
+from tests.approvals import (
+    reviewer_create,
+)
 from tests.factories import auser_create
-from tests.security.support import reviewer_create, session_cookie, socket_accepted
+from tests.helpers import (
+    session_cookie,
+)
+from tests.security.support import (
+    socket_accepted,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -25,21 +25,27 @@ from shop.models import Refund
 from temporal_worker.scripted_model import ScriptedModelServer
 from temporal_worker.shared import conversation_workflow_id
 from temporal_worker.workflows import ConversationWorkflow
-from tests.factories import auser_create
-from tests.helpers import eventually, html_element, html_text
-from tests.security.support import (
-    admin_create,
-    body,
-    conversation_start,
-    executable_markup,
-    htmx,
-    logged_in,
+from tests.approvals import (
     order_create,
     refund_requested,
     reviewer_create,
     row_id,
-    send,
+)
+from tests.factories import auser_create
+from tests.helpers import (
+    body,
+    eventually,
+    html_element,
+    html_text,
+    logged_in,
     session_cookie,
+)
+from tests.security.support import (
+    admin_create,
+    conversation_start,
+    executable_markup,
+    htmx,
+    send,
     websocket,
 )
 

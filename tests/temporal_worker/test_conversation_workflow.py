@@ -40,7 +40,7 @@ from temporal_worker.shared import (
     conversation_workflow_id,
 )
 from tests.factories import user_create
-from tests.helpers import eventually
+from tests.helpers import eventually, history, of_type
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -125,22 +125,6 @@ async def wait_idle(cid: uuid.UUID) -> None:
         return live is not None and live.status == "idle" and live.queued == 0
 
     await eventually(idle)
-
-
-async def history(client: Client, cid: uuid.UUID) -> list[HistoryEvent]:
-    """The history once no activity is pending: rows are written before an activity's
-    result reaches the server, so a test that saw the row must wait for the history."""
-    handle = client.get_workflow_handle(conversation_workflow_id(str(cid)))
-
-    async def settled() -> bool:
-        return not (await handle.describe()).raw_description.pending_activities
-
-    await eventually(settled)
-    return list((await handle.fetch_history()).events)
-
-
-def of_type(events: list[HistoryEvent], event_type: int) -> list[HistoryEvent]:
-    return [e for e in events if e.event_type == event_type]
 
 
 async def llm_inputs(client: Client, events: list[HistoryEvent]) -> list[LlmRequest]:

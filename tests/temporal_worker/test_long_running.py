@@ -23,10 +23,11 @@ from chatapp import services, temporal_client
 from chatapp.models import Message, Prompt
 from chatapp.prompt_services import prompt_version_activate, prompt_version_create
 from temporal_worker.activities.tools import _tool_activity
-from temporal_worker.shared import LLM_ACTIVITY, DecideApproval, conversation_workflow_id
+from temporal_worker.shared import LLM_ACTIVITY, conversation_workflow_id
 from temporal_worker.tools.registry import TOOLS, ToolContext, tool
 from temporal_worker.worker import ACTIVITIES, WORKFLOWS
 from temporal_worker.workflows import ConversationWorkflow
+from tests.approvals import decision_for
 from tests.factories import user_create
 from tests.helpers import eventually
 
@@ -128,13 +129,7 @@ async def test_an_approval_during_a_long_conversation_is_decided_across_runs(
     assert len(await _runs(temporal, cid)) >= 2  # the loop already crossed a run
     decided = await temporal_client.approval_decide(
         conversation_id=cid,
-        decision=DecideApproval(
-            call_id=item.call_id,
-            action="approve",
-            reviewer_id=reviewer.pk,
-            reviewer=reviewer.get_username(),
-            arguments_hash=item.arguments_hash,
-        ),
+        decision=decision_for(item, reviewer),
     )
     assert decided.outcome == "approved"
 

@@ -20,8 +20,9 @@ from temporalio.worker import Replayer
 from chatapp import services, temporal_client
 from chatapp.models import Message
 from reviews.models import ApprovalPolicy
-from temporal_worker.shared import DecideApproval, conversation_workflow_id
+from temporal_worker.shared import conversation_workflow_id
 from temporal_worker.workflows import ConversationWorkflow
+from tests.approvals import decision_for
 from tests.factories import user_create
 from tests.helpers import eventually
 from tests.temporal_worker.nondeterministic_workflow import ChangedConversationWorkflow
@@ -75,14 +76,7 @@ async def _decide(conversation_id: str, action: str, reason: str = "") -> None:
     for item in await _pending(conversation_id):
         await temporal_client.approval_decide(
             conversation_id=conversation_id,
-            decision=DecideApproval(
-                call_id=item.call_id,
-                action=action,  # type: ignore[arg-type]
-                reviewer_id=reviewer.pk,
-                reviewer=reviewer.get_username(),
-                arguments_hash=item.arguments_hash,
-                reason=reason,
-            ),
+            decision=decision_for(item, reviewer, action, reason=reason),
         )
 
 

@@ -22,8 +22,9 @@ from chatapp.models import Message
 from reviews.models import Approval, ApprovalPolicy
 from reviews.policies import approval_rule_for
 from shop.models import Refund
-from temporal_worker.shared import DecideApproval, conversation_workflow_id, tool_activity_name
+from temporal_worker.shared import conversation_workflow_id, tool_activity_name
 from temporal_worker.worker import build_worker
+from tests.approvals import decision_for
 from tests.factories import user_create
 from tests.helpers import eventually
 
@@ -63,17 +64,6 @@ async def _pending(cid: str, count: int = 1) -> list:
         return items if len(items) >= count else []
 
     return await eventually(found, timeout=30)
-
-
-def _decision(item: Any, reviewer: Any, action: str = "approve", **extra: Any) -> DecideApproval:
-    return DecideApproval(
-        call_id=extra.pop("call_id", item.call_id),
-        action=action,  # type: ignore[arg-type]
-        reviewer_id=reviewer.pk,
-        reviewer=reviewer.get_username(),
-        arguments_hash=extra.pop("arguments_hash", item.arguments_hash),
-        **extra,
-    )
 
 
 async def _events(temporal: Any, cid: str) -> list[Any]:
@@ -198,12 +188,14 @@ async def test_two_gated_calls_of_one_step_are_decided_separately(
     cid, _ = await _start("refund 10 on order 1009 and refund 12 on order 1013")
     reviewer = await sync_to_async(user_create)()
     first, second = sorted(await _pending(cid, 2), key=lambda p: p.summary)
-    await temporal_client.approval_decide(conversation_id=cid, decision=_decision(first, reviewer))
+    await temporal_client.approval_decide(
+        conversation_id=cid, decision=decision_for(first, reviewer)
+    )
     # Still waiting for the other one, which is still listed.
     assert [p.call_id for p in await _pending(cid)] == [second.call_id]
     await temporal_client.approval_decide(
         conversation_id=cid,
-        decision=_decision(second, reviewer, action="reject", reason="Not this one."),
+        decision=decision_for(second, reviewer, action="reject", reason="Not this one."),
     )
     await _answered(cid)
     statuses = {a.call_id: a.status async for a in Approval.objects.filter(conversation_id=cid)}
@@ -223,20 +215,22 @@ async def test_the_decision_validator_refuses_stale_unknown_and_changed(
 
     with pytest.raises(temporal_client.ChatRejected) as changed:
         await temporal_client.approval_decide(
-            conversation_id=cid, decision=_decision(item, reviewer, arguments_hash="0" * 16)
+            conversation_id=cid, decision=decision_for(item, reviewer, arguments_hash="0" * 16)
         )
     assert changed.value.kind == "StaleArguments"
     with pytest.raises(temporal_client.ChatRejected) as unknown:
         await temporal_client.approval_decide(
             conversation_id=cid,
-            decision=_decision(item, reviewer, call_id="call_unknown"),
+            decision=decision_for(item, reviewer, call_id="call_unknown"),
         )
     assert unknown.value.kind == "UnknownApproval"
 
-    await temporal_client.approval_decide(conversation_id=cid, decision=_decision(item, reviewer))
+    await temporal_client.approval_decide(
+        conversation_id=cid, decision=decision_for(item, reviewer)
+    )
     with pytest.raises(temporal_client.ChatRejected) as again:
         await temporal_client.approval_decide(
-            conversation_id=cid, decision=_decision(item, reviewer)
+            conversation_id=cid, decision=decision_for(item, reviewer)
         )
     assert again.value.kind == "AlreadyDecided"
     assert f"Already approved by {reviewer.get_username()}" in str(again.value)
