@@ -91,18 +91,27 @@ async def message_send(
     # Temporal answers a repeated update id with the first result, so a retried
     # request is recognised by the row the first one wrote.
     accepted.duplicate = accepted.duplicate or retried
+    # Shown at once; the workflow's own mirror of it (with its run) wins if already there.
     await messages_record(
         conversation_id=str(conversation.id),
         messages=[ChatMessage(id=str(message_id), seq=accepted.seq, role="user", content=text)],
+        keep_existing=True,
     )
     message = await Message.objects.aget(id=message_id)
     return SentMessage(conversation=conversation, message=message, accepted=accepted)
 
 
 async def messages_record(
-    *, conversation_id: str, messages: Iterable[ChatMessage], run_id: str = ""
+    *,
+    conversation_id: str,
+    messages: Iterable[ChatMessage],
+    run_id: str = "",
+    keep_existing: bool = False,
 ) -> None:
-    """Mirror workflow messages into the database. Idempotent: keyed by message id."""
+    """Mirror workflow messages into the database. Idempotent: keyed by message id.
+
+    `keep_existing` only adds missing rows (the web's early copy of a user message
+    must not undo what the workflow's mirror wrote)."""
     rows = [
         Message(
             id=uuid.UUID(m.id),
@@ -123,17 +132,20 @@ async def messages_record(
         for m in messages
     ]
     if rows:
-        await _messages_write(conversation_id, rows)
+        await _messages_write(conversation_id, rows, keep_existing)
 
 
 @sync_to_async
-def _messages_write(conversation_id: str, rows: list[Message]) -> None:
+def _messages_write(conversation_id: str, rows: list[Message], keep_existing: bool) -> None:
     # One trip to Django's database thread and one transaction: the transcript and the
     # conversation's last-activity time change together.
     with transaction.atomic():
-        Message.objects.bulk_create(
-            rows, update_conflicts=True, unique_fields=["id"], update_fields=MESSAGE_FIELDS
-        )
+        if keep_existing:
+            Message.objects.bulk_create(rows, ignore_conflicts=True)
+        else:
+            Message.objects.bulk_create(
+                rows, update_conflicts=True, unique_fields=["id"], update_fields=MESSAGE_FIELDS
+            )
         Conversation.objects.filter(id=conversation_id).update(updated_at=timezone.now())
 
 

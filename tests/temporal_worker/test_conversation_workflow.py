@@ -303,11 +303,16 @@ async def test_duplicate_message_id_is_reported_as_duplicate(temporal, worker, s
     cid, message_id, text = uuid.uuid4(), uuid.uuid4(), "double submit"
 
     await services.message_send(user=user, conversation_id=cid, message_id=message_id, text=text)
+    await wait_rows(cid, 1, role="assistant")  # the worker has mirrored the message too
+    mirrored = await Message.objects.aget(id=message_id)
     again = await services.message_send(
         user=user, conversation_id=cid, message_id=message_id, text=text
     )
 
     assert again.accepted.duplicate is True
+    # The repeat leaves the stored row as the worker wrote it (with the run it came in).
+    stored = await Message.objects.aget(id=message_id)
+    assert mirrored.run_id and stored.run_id == mirrored.run_id
 
 
 # --- 4. the validators refuse bad input and leave no trace ---------------------------
