@@ -1,18 +1,17 @@
 """`manage.py seed_demo`: create the demo accounts if they are missing (safe to run again).
 
 alice is an end user, rita a reviewer (member of "Reviewers"), admin a superuser.
-Passwords come from DEMO_PASSWORD (default demo-pass-123) and are set only on creation.
+Passwords come from settings.DEMO_PASSWORD and are set only on creation.
 """
 
-import os
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-DEFAULT_PASSWORD = "demo-pass-123"
 REVIEWERS_GROUP = "Reviewers"
 REVIEW_PERMISSION = "review_approvals"
 
@@ -28,7 +27,7 @@ class Command(BaseCommand):
     help = "Create the demo accounts alice, rita (reviewer) and admin if they do not exist."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        password = os.environ.get("DEMO_PASSWORD") or DEFAULT_PASSWORD
+        password = settings.DEMO_PASSWORD
         user_model = get_user_model()
         created: list[str] = []
         with transaction.atomic():

@@ -1,8 +1,14 @@
 """`manage.py serve`: the whole product in one command (what `make run` and browser tests use).
 
-Starts (or reuses) the Temporal dev server and the scripted model as child processes,
-then serves the ASGI app with daphne in this process, with the Temporal worker on
-daphne's event loop so it shares the in-memory channel layer with the websockets.
+Starts the Temporal dev server and the scripted model as child processes (or uses the
+ones somebody else runs), then serves the ASGI app with daphne in this process, with the
+Temporal worker on daphne's event loop so it shares the in-memory channel layer with
+the websockets.
+
+The children live as long as serve: one that exits is started again (3 times a minute
+at most; then serve stops, naming it and quoting its log), a `kill -9` of serve takes
+them along (Linux), and one that an earlier serve left running on our port is stopped
+before ours starts.
 """
 
 # daphne.server installs Twisted's asyncio reactor: it must be imported before Twisted.
@@ -12,11 +18,8 @@ import daphne.server  # noqa: F401
 
 import asyncio
 import logging
-import os
 import signal
-import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -26,21 +29,16 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from twisted.internet import defer, reactor
 
-from chatapp import stack
+from config import processes
 
 logger = logging.getLogger(__name__)
 
 DEMO_ACCOUNTS = "demo accounts: alice / rita (reviewer) / admin — password: {password}"
-DEMO_PASSWORD = "demo-pass-123"  # seed_demo's default
 START_TIMEOUT_SECONDS = 30.0
 WEBSOCKET_MAX_MESSAGE_BYTES = 64 * 1024
-
-
-@dataclass
-class Child:
-    name: str
-    proc: subprocess.Popen[bytes]
-    log_path: Path
+# A child that exits is started again this often within the window, then serve gives up.
+CHILD_RESTARTS = 3
+CHILD_RESTART_WINDOW_SECONDS = 60.0
 
 
 @dataclass
@@ -52,7 +50,7 @@ class EmbeddedWorker:
     task: "asyncio.Task[None] | None" = None
 
     async def start(self) -> None:
-        from chatapp.temporal_client import get_client
+        from temporal_worker.client import get_client
         from temporal_worker.worker import build_worker
 
         client = await get_client()
@@ -67,13 +65,6 @@ class EmbeddedWorker:
             await self.task
         except Exception:
             logger.exception("the Temporal worker did not shut down cleanly")
-
-
-def _env_flag(name: str, default: bool = True) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() not in {"0", "false", "no", "off"}
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -98,9 +89,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         host: str = options["host"]
         port: int = options["port"]
-        if stack.port_open(host, port):
+        if processes.port_open(host, port):
             raise CommandError(f"{host}:{port} is already in use")
-        self.children: list[Child] = []
+        self.children: list[processes.Child] = []
+        self.supervisor: processes.Supervisor | None = None
         self.failure: str | None = None
         # Ctrl-C must work even when started in the background by a shell that ignores
         # SIGINT; until Twisted installs its own handlers, SIGTERM unwinds like Ctrl-C.
@@ -112,8 +104,8 @@ class Command(BaseCommand):
             self._serve(host, port, run_worker=run_worker)
         except KeyboardInterrupt:
             self.stdout.write("interrupted")
-        except stack.StackError as err:
-            raise CommandError(f"{err}{self._logs_hint()}") from err
+        except processes.StackError as err:
+            raise CommandError(str(err)) from err
         finally:
             # A second Ctrl-C must not abandon half-stopped children (stopping is bounded).
             signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -126,98 +118,137 @@ class Command(BaseCommand):
 
     def _start_dependencies(self, *, embedded_temporal: bool) -> None:
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
-        temporal_host, temporal_port = stack.host_port(settings.TEMPORAL_ADDRESS, 7233)
-        embedded_temporal = embedded_temporal and _env_flag("TEMPORAL_EMBEDDED")
-        if embedded_temporal and not stack.is_loopback(temporal_host):
+        temporal_host, temporal_port = processes.host_port(settings.TEMPORAL_ADDRESS, 7233)
+        embedded_temporal = embedded_temporal and settings.TEMPORAL_EMBEDDED
+        if embedded_temporal and not processes.is_loopback(temporal_host):
             self.stdout.write(f"TEMPORAL_ADDRESS {settings.TEMPORAL_ADDRESS} is remote: using it")
             embedded_temporal = False
-
-        temporal: Child | None = None
-        if embedded_temporal:
-            temporal = self._start_temporal(temporal_host, temporal_port)
-        model: Child | None = None
+        # Launched from this (the main) thread: a child dies with the thread that started
+        # it, and this one lives as long as serve.
         if settings.SCRIPTED_MODEL:
-            model = self._start_scripted_model()
-
+            self._launch_scripted_model()
         if embedded_temporal:
-            asyncio.run(self._wait_temporal(temporal))
-        if settings.SCRIPTED_MODEL:
-            stack.wait_for_http(
-                f"http://127.0.0.1:{settings.SCRIPTED_MODEL_PORT}/healthz",
-                timeout=START_TIMEOUT_SECONDS,
-                proc=model.proc if model else None,
-                what="the scripted model",
+            self._launch_temporal(temporal_host, temporal_port)
+        for child in self.children:
+            child.wait_ready()
+        if embedded_temporal:
+            asyncio.run(self._wait_temporal())
+            self._wait_temporal_ui()
+
+    def _launch_temporal(self, host: str, port: int) -> None:
+        listener = self._port_claim(host, port)
+        if listener is not None:
+            self.stdout.write(f"Temporal already listening on {host}:{port}: using it")
+            return
+        ui_host, ui_port = processes.host_port(settings.TEMPORAL_UI_URL, 8233)
+        listener = self._port_claim(ui_host, ui_port)
+        if listener is not None:
+            raise processes.StackError(
+                f"the Temporal UI port {ui_port} is already in use: {listener.describe()}"
             )
-
-    def _start_temporal(self, host: str, port: int) -> Child | None:
-        if stack.port_open(host, port):
-            self.stdout.write(f"Temporal already listening on {host}:{port}: reusing it")
-            return None
-        ui_host, ui_port = stack.host_port(settings.TEMPORAL_UI_URL, 8233)
-        if stack.port_open(ui_host, ui_port):
-            raise stack.StackError(f"the Temporal UI port {ui_port} is already in use")
         db_path = settings.VAR_DIR / "temporal.db"
         self.stdout.write(f"starting Temporal dev server on {host}:{port} ({db_path})")
-        command = stack.temporal_dev_server_command(
+        command = processes.temporal_dev_server_command(
             db_path=db_path, ip="127.0.0.1", port=port, ui_port=ui_port
         )
-        return self._spawn("temporal", command)
+        self._spawn("temporal", command, ready_port=("127.0.0.1", port))
 
-    def _start_scripted_model(self) -> Child | None:
+    def _launch_scripted_model(self) -> None:
         port = settings.SCRIPTED_MODEL_PORT
-        if stack.port_open("127.0.0.1", port):
-            self.stdout.write(f"scripted model already listening on 127.0.0.1:{port}: reusing it")
-            return None
+        listener = self._port_claim("127.0.0.1", port)
+        if listener is not None:
+            self.stdout.write(f"scripted model already listening on 127.0.0.1:{port}: using it")
+            return
         self.stdout.write(f"starting scripted model on 127.0.0.1:{port}")
-        return self._spawn(
-            "scripted-model", stack.scripted_model_command(host="127.0.0.1", port=port)
+        self._spawn(
+            "scripted-model",
+            processes.scripted_model_command(host="127.0.0.1", port=port),
+            ready_url=f"http://127.0.0.1:{port}/healthz",
         )
 
-    def _spawn(self, name: str, command: list[str]) -> Child:
-        log_path = settings.VAR_DIR / "log" / f"{name}.log"
-        proc = stack.process_start(command, log_path=log_path, cwd=settings.BASE_DIR)
-        child = Child(name=name, proc=proc, log_path=log_path)
+    def _port_claim(self, host: str, port: int) -> processes.Listener | None:
+        """None when `port` is free for a child of ours, after stopping an orphan that an
+        earlier serve left on it; else who listens there (somebody else's server)."""
+        if not processes.port_open(host, port):
+            return None
+        listener = processes.port_listener(port) or processes.Listener(port)
+        if not listener.orphan:
+            return listener
+        self.stdout.write(self.style.WARNING(f"{listener.describe()}: stopping it"))
+        processes.orphan_stop(listener)
+        return None
+
+    def _spawn(self, name: str, command: list[str], **ready: Any) -> None:
+        child = processes.Child(
+            name=name,
+            command=command,
+            log_path=settings.VAR_DIR / "log" / f"{name}.log",
+            cwd=settings.BASE_DIR,
+            start_timeout=START_TIMEOUT_SECONDS,
+            **ready,
+        )
         self.children.append(child)
-        return child
+        child.launch()
 
-    async def _wait_temporal(self, child: Child | None) -> None:
-        client = await stack.temporal_connect(
-            settings.TEMPORAL_ADDRESS,
-            namespace=settings.TEMPORAL_NAMESPACE,
-            wait_seconds=START_TIMEOUT_SECONDS,
-            proc=child.proc if child else None,
-        )
-        added = await stack.search_attributes_ensure(client, settings.TEMPORAL_NAMESPACE)
+    async def _wait_temporal(self) -> None:
+        try:
+            client = await processes.temporal_connect(
+                settings.TEMPORAL_ADDRESS,
+                namespace=settings.TEMPORAL_NAMESPACE,
+                wait_seconds=START_TIMEOUT_SECONDS,
+            )
+        except processes.StackError as err:
+            temporal = next((c for c in self.children if c.name == "temporal"), None)
+            if temporal is None:
+                raise
+            raise processes.StackError(
+                f"{err}\n--- {temporal.log_path} ends with:\n{temporal.log_tail()}"
+            ) from err
+        added = await processes.search_attributes_ensure(client, settings.TEMPORAL_NAMESPACE)
         if added:
             self.stdout.write(f"registered search attributes: {', '.join(added)}")
-        ui_host, ui_port = stack.host_port(settings.TEMPORAL_UI_URL, 8233)
+
+    def _wait_temporal_ui(self) -> None:
+        ui_host, ui_port = processes.host_port(settings.TEMPORAL_UI_URL, 8233)
         try:
-            await asyncio.to_thread(stack.wait_for_port, ui_host, ui_port, timeout=10)
-        except stack.StackError:
+            processes.wait_for_port(ui_host, ui_port, timeout=10)
+        except processes.StackError:
             self.stdout.write(self.style.WARNING(f"Temporal Web UI not answering on :{ui_port}"))
         else:
             self.stdout.write(f"Temporal Web UI: {settings.TEMPORAL_UI_URL}")
+
+    def _supervise(self, server: Server) -> None:
+        """Watch the children while daphne runs; giving up on one stops daphne."""
+        if not self.children:
+            return
+
+        def give_up(message: str) -> None:
+            reactor.callFromThread(self._fail, server, message)
+
+        self.supervisor = processes.Supervisor(
+            self.children,
+            report=lambda text: self.stdout.write(self.style.WARNING(text)),
+            give_up=give_up,
+            restarts=CHILD_RESTARTS,
+            window=CHILD_RESTART_WINDOW_SECONDS,
+        )
+        self.supervisor.start()
 
     def _stop_children(self) -> None:
         if not self.children:
             return
         self.stdout.write(f"stopping {', '.join(c.name for c in self.children)}")
-        stack.processes_stop([c.proc for c in self.children])
-        self.children = []
-
-    def _logs_hint(self) -> str:
-        return "".join(
-            f"\n--- {c.log_path} (last lines) ---\n{stack.log_tail(c.log_path)}"
-            for c in self.children
-            if c.proc.poll() is not None
-        )
+        if self.supervisor is not None:
+            self.supervisor.close()
+        else:
+            processes.stop_all(self.children)
 
     # --- daphne and the worker ----------------------------------------------
 
     def _serve(self, host: str, port: int, *, run_worker: bool) -> None:
         from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
-        from chatapp.asgi import application
+        from config.asgi import application
 
         app = ASGIStaticFilesHandler(application) if settings.DEBUG else application
         worker = EmbeddedWorker(task_queue=settings.TEMPORAL_TASK_QUEUE) if run_worker else None
@@ -225,9 +256,10 @@ class Command(BaseCommand):
         def ready() -> None:
             self._ready_task = asyncio.ensure_future(self._on_ready(server, worker))
             if worker is not None:
+                # Twisted's interface declares the arguments wrongly ("shutdown" is the event).
                 reactor.addSystemEventTrigger(
                     "before",
-                    "shutdown",
+                    "shutdown",  # type: ignore[arg-type]
                     lambda: defer.Deferred.fromFuture(asyncio.ensure_future(worker.shutdown())),
                 )
 
@@ -240,6 +272,7 @@ class Command(BaseCommand):
             # The sockets are server-to-client; nothing a browser sends needs more.
             websocket_max_message_size=WEBSOCKET_MAX_MESSAGE_BYTES,
         )
+        self._supervise(server)
         server.run()
         if not server.listening_addresses and not self.failure:
             self.failure = f"daphne could not listen on {host}:{port}"
@@ -262,7 +295,7 @@ class Command(BaseCommand):
         self._fail(server, f"the Temporal worker stopped: {task.exception()}")
 
     def _fail(self, server: Server, message: str) -> None:
-        self.failure = message
+        self.failure = self.failure or message
         server.stop()
 
     def _banner(self, server: Server, *, worker_running: bool) -> None:
@@ -279,7 +312,7 @@ class Command(BaseCommand):
             f"  Temporal UI: {settings.TEMPORAL_UI_URL}  ({settings.TEMPORAL_ADDRESS}, "
             f"queue {settings.TEMPORAL_TASK_QUEUE}, worker {worker})",
             f"  LLM:         {llm}",
-            "  " + DEMO_ACCOUNTS.format(password=os.environ.get("DEMO_PASSWORD") or DEMO_PASSWORD),
+            "  " + DEMO_ACCOUNTS.format(password=settings.DEMO_PASSWORD),
             "  Ctrl-C stops everything.",
             "",
         ]

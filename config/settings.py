@@ -1,8 +1,15 @@
-"""Django settings. Every value comes from the environment (see .env.example)."""
+"""Django settings: the one place that reads the environment (see .env.example).
 
+Temporal's connection options are the SDK's own (`temporalio.envconfig`): its
+variables and TOML profiles are read here too, through the SDK.
+"""
+
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import environ
+from temporalio.envconfig import ClientConfigProfile
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -26,10 +33,11 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
-    "whitenoise.runserver_nostatic",
+    "servestatic.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
     "django_htmx",
+    "config",
     "chatapp",
     "reviews",
     "shop",
@@ -37,7 +45,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Async, like every middleware here: one sync middleware would run each request's
+    # chain in Django's single database thread while the view awaits Temporal, and the
+    # embedded worker's activities (which need that thread) would wait behind it.
+    "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -45,10 +56,11 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "config.errors.UserErrorMiddleware",
 ]
 
-ROOT_URLCONF = "chatapp.urls"
-ASGI_APPLICATION = "chatapp.asgi.application"
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
 
 TEMPLATES = [
     {
@@ -114,7 +126,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-# `manage.py collectstatic` writes here; whitenoise serves it when DEBUG=False.
+# `manage.py collectstatic` writes here; ServeStatic serves it when DEBUG=False.
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
@@ -122,7 +134,7 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        else "servestatic.storage.CompressedManifestStaticFilesStorage"
     },
 }
 
@@ -176,11 +188,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {
-            "()": "chatapp.logging.PlainFormatter",
+            "()": "config.logging.PlainFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
             "redact": _log_secrets(),
         },
-        "json": {"()": "chatapp.logging.JsonFormatter", "redact": _log_secrets()},
+        "json": {"()": "config.logging.JsonFormatter", "redact": _log_secrets()},
     },
     "handlers": {
         "console": {
@@ -201,24 +213,56 @@ LOGGING = {
 }
 
 # --- Temporal -------------------------------------------------------------
-TEMPORAL_ADDRESS = env.str("TEMPORAL_ADDRESS", default="127.0.0.1:7233")
-TEMPORAL_NAMESPACE = env.str("TEMPORAL_NAMESPACE", default="default")
+# The SDK's configuration: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY,
+# TEMPORAL_TLS, TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH,
+# TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_SERVER_NAME, or a profile from a TOML
+# file (TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE). The names this product used before
+# the SDK had them (TEMPORAL_TLS_CLIENT_CERT, ..._KEY, ..._SERVER_CA) still work.
+_TEMPORAL_ENV_ALIASES = {
+    "TEMPORAL_TLS_CLIENT_CERT": "TEMPORAL_TLS_CLIENT_CERT_PATH",
+    "TEMPORAL_TLS_CLIENT_KEY": "TEMPORAL_TLS_CLIENT_KEY_PATH",
+    "TEMPORAL_TLS_SERVER_CA": "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+}
+
+
+def temporal_client_profile(environ: Mapping[str, str]) -> ClientConfigProfile:
+    """The SDK's profile from these variables (and its TOML file, if one is set up)."""
+    return ClientConfigProfile.load(
+        override_env_vars={
+            **{new: environ[old] for old, new in _TEMPORAL_ENV_ALIASES.items() if environ.get(old)},
+            # An empty value means unset (.env.example lists TEMPORAL_API_KEY= ): passed on,
+            # the SDK would take an empty API key as "use TLS".
+            **{
+                name: value
+                for name, value in environ.items()
+                if name.startswith("TEMPORAL_") and value
+            },
+        }
+    )
+
+
+TEMPORAL_CLIENT_PROFILE = temporal_client_profile(os.environ)
+TEMPORAL_ADDRESS = TEMPORAL_CLIENT_PROFILE.address or "127.0.0.1:7233"
+TEMPORAL_NAMESPACE = TEMPORAL_CLIENT_PROFILE.namespace or "default"
 TEMPORAL_TASK_QUEUE = env.str("TEMPORAL_TASK_QUEUE", default="agent-chat")
-TEMPORAL_API_KEY = env.str("TEMPORAL_API_KEY", default="")
-# mTLS (a self-hosted cluster, or Temporal Cloud with certificates): PEM file paths.
-TEMPORAL_TLS_CLIENT_CERT = env.str("TEMPORAL_TLS_CLIENT_CERT", default="")
-TEMPORAL_TLS_CLIENT_KEY = env.str("TEMPORAL_TLS_CLIENT_KEY", default="")
-# The CA that signed the server's certificate, when it is not a public one.
-TEMPORAL_TLS_SERVER_CA = env.str("TEMPORAL_TLS_SERVER_CA", default="")
-TEMPORAL_TLS_SERVER_NAME = env.str("TEMPORAL_TLS_SERVER_NAME", default="")
-TEMPORAL_TLS = env.bool("TEMPORAL_TLS", default=bool(TEMPORAL_API_KEY or TEMPORAL_TLS_CLIENT_CERT))
 TEMPORAL_UI_URL = env.str("TEMPORAL_UI_URL", default="http://127.0.0.1:8233")
 # Embedded mode: the worker runs inside the web process (in-memory channel layer).
 EMBEDDED_WORKER = env.bool("EMBEDDED_WORKER", default=not REDIS_URL)
+# `manage.py serve` starts a Temporal dev server on a loopback TEMPORAL_ADDRESS unless 0.
+TEMPORAL_EMBEDDED = env.bool("TEMPORAL_EMBEDDED", default=True)
+
+# --- Standalone worker (`python -m temporal_worker`) -------------------------
+WORKER_MAX_ACTIVITIES = env.int("WORKER_MAX_ACTIVITIES", default=100)
+WORKER_MAX_WORKFLOW_TASKS = env.int("WORKER_MAX_WORKFLOW_TASKS", default=100)
+WORKER_SHUTDOWN_GRACE_SECONDS = env.int("WORKER_SHUTDOWN_GRACE_SECONDS", default=10)
+WORKER_CONNECT_WAIT_SECONDS = env.int("WORKER_CONNECT_WAIT_SECONDS", default=60)
 
 # --- LLM ------------------------------------------------------------------
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 SCRIPTED_MODEL_PORT = env.int("SCRIPTED_MODEL_PORT", default=8765)
+# The scripted model's pace: a pause between streamed chunks and before the first one.
+SCRIPTED_MODEL_CHUNK_DELAY_MS = env.int("SCRIPTED_MODEL_CHUNK_DELAY_MS", default=15)
+SCRIPTED_MODEL_FIRST_TOKEN_DELAY_MS = env.int("SCRIPTED_MODEL_FIRST_TOKEN_DELAY_MS", default=0)
 OPENAI_BASE_URL = env.str(
     "OPENAI_BASE_URL",
     default="" if OPENAI_API_KEY else f"http://127.0.0.1:{SCRIPTED_MODEL_PORT}/v1",
@@ -240,9 +284,9 @@ AGENT_APPROVAL_SEARCH_ATTRIBUTES = env.bool("AGENT_APPROVAL_SEARCH_ATTRIBUTES", 
 # The dashboard renders at most this many pending requests, the oldest first.
 REVIEWS_DASHBOARD_MAX_ROWS = env.int("REVIEWS_DASHBOARD_MAX_ROWS", default=1000)
 
-# --- Tests only ------------------------------------------------------------
-# Tool names whose first attempt raises after its write took effect (proves retries write once).
-TOOL_FAIL_AFTER_WRITE: set[str] = set()
+# --- Tools ----------------------------------------------------------------
+# Modules whose `@tool` functions the agent may call (every process loads the same list).
+AGENT_TOOL_MODULES = env.list("AGENT_TOOL_MODULES", default=["shop.tools"])
 
 # --- Reviews --------------------------------------------------------------
 # Reviewers' addresses that also get the reminder when an approval waits long.
@@ -263,3 +307,7 @@ else:
 # At most this many chat messages per user in each window (0 = no limit).
 CHAT_RATE_LIMIT_MESSAGES = env.int("CHAT_RATE_LIMIT_MESSAGES", default=20)
 CHAT_RATE_LIMIT_WINDOW_SECONDS = env.int("CHAT_RATE_LIMIT_WINDOW_SECONDS", default=60)
+
+# --- Demo ------------------------------------------------------------------
+# Password `manage.py seed_demo` gives the demo accounts it creates.
+DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="demo-pass-123")
