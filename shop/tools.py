@@ -1,19 +1,17 @@
 """The demo shop's tools: three reads and three writes on orders, refunds, emails and help.
 
-Writes pass the tool call's idempotency key to the shop's services, so an activity
-retried after its write took effect returns that write instead of repeating it.
+Listed in settings.AGENT_TOOL_MODULES. Writes pass the tool call's idempotency key
+to the shop's services, so an activity retried after its write took effect returns
+that write instead of repeating it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field
 
 from shop import selectors, services
@@ -91,19 +89,6 @@ async def _shop(fn: Callable[..., T], /, **kwargs: Any) -> T:
         return await sync_to_async(fn)(**kwargs)
     except ShopError as err:
         raise ToolError(str(err)) from err
-
-
-async def _after_write(name: str, ctx: ToolContext) -> None:
-    """Test-only faults, on a write's first attempt after the write took effect: a pause
-    (env TOOL_PAUSE_AFTER_WRITE_SECONDS) so a fault test can kill the worker there, and
-    a failure (settings.TOOL_FAIL_AFTER_WRITE) so Temporal retries. Both off by default."""
-    if ctx.attempt != 1:
-        return
-    seconds = float(os.environ.get("TOOL_PAUSE_AFTER_WRITE_SECONDS") or 0)
-    if seconds > 0:
-        await asyncio.sleep(seconds)
-    if name in settings.TOOL_FAIL_AFTER_WRITE:
-        raise RuntimeError("injected failure after the write")
 
 
 def _money(amount: Decimal) -> str:
@@ -234,9 +219,7 @@ def _issue_refund(args: IssueRefundArguments, ctx: ToolContext) -> dict[str, Any
     threshold_argument="amount",
 )
 async def issue_refund(args: IssueRefundArguments, ctx: ToolContext) -> dict[str, Any]:
-    result = await _shop(_issue_refund, args=args, ctx=ctx)
-    await _after_write("issue_refund", ctx)
-    return result
+    return await _shop(_issue_refund, args=args, ctx=ctx)
 
 
 def _send_email(args: SendEmailArguments, ctx: ToolContext) -> dict[str, Any]:
@@ -264,9 +247,7 @@ def _send_email(args: SendEmailArguments, ctx: ToolContext) -> dict[str, Any]:
     summarize=lambda args: f"Email the customer of order #{args.order_id}: {args.subject}",
 )
 async def send_email(args: SendEmailArguments, ctx: ToolContext) -> dict[str, Any]:
-    result = await _shop(_send_email, args=args, ctx=ctx)
-    await _after_write("send_email", ctx)
-    return result
+    return await _shop(_send_email, args=args, ctx=ctx)
 
 
 def _change_order_status(args: ChangeOrderStatusArguments, ctx: ToolContext) -> dict[str, Any]:
@@ -292,6 +273,4 @@ def _change_order_status(args: ChangeOrderStatusArguments, ctx: ToolContext) -> 
     summarize=lambda args: f"Mark order #{args.order_id} as {args.status}",
 )
 async def change_order_status(args: ChangeOrderStatusArguments, ctx: ToolContext) -> dict[str, Any]:
-    result = await _shop(_change_order_status, args=args, ctx=ctx)
-    await _after_write("change_order_status", ctx)
-    return result
+    return await _shop(_change_order_status, args=args, ctx=ctx)

@@ -8,7 +8,7 @@ that answer it are kept or dropped together; otherwise the newest messages win.
 
 from __future__ import annotations
 
-from temporal_worker.shared import ChatMessage
+from temporal_worker.contracts.conversation import ChatMessage
 
 CHARS_PER_TOKEN = 4  # rough, provider-independent
 

@@ -17,7 +17,8 @@ import httpx2
 import openai
 from openai import AsyncOpenAI
 
-from temporal_worker.shared import ChatMessage, ToolCall
+from temporal_worker.contracts.conversation import ChatMessage
+from temporal_worker.contracts.tools import ToolCall
 
 # Long enough for the end of a body that follows `[DONE]` at once, short enough that a
 # server which keeps the stream open does not hold up a finished reply.

@@ -1,7 +1,13 @@
-"""Builds the Temporal worker that runs conversation workflows and their activities."""
+"""The worker assembly: the one module that wires the apps into the Temporal worker.
+
+Activities depend on interfaces (temporal_worker.ports); here each gets the apps'
+implementations: the chat app's transcript, the reviews app's policies and audit,
+the channel layer, and the tool registry every process shares.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -16,14 +22,47 @@ from temporalio.worker import (
     Worker,
 )
 
-from temporal_worker.activities.approvals import notify_approval
-from temporal_worker.activities.llm import call_llm
-from temporal_worker.activities.notices import record_notice
-from temporal_worker.activities.tools import TOOL_ACTIVITIES
+from chatapp.transcript import DatabaseTranscript
+from reviews.audit import ApprovalAuditTable
+from reviews.policies import PolicyTable
+from temporal_worker import llm_gateway
+from temporal_worker.activities.approvals import ApprovalActivity
+from temporal_worker.activities.llm import LlmActivity
+from temporal_worker.activities.notices import NoticeActivity
+from temporal_worker.activities.tools import ToolActivity
+from temporal_worker.live import ChannelLayerPublisher
+from temporal_worker.ports import Ports
+from temporal_worker.tools.registry import tool_registry
 from temporal_worker.workflows import ConversationWorkflow
 
 WORKFLOWS = [ConversationWorkflow]
-ACTIVITIES = [call_llm, record_notice, notify_approval, *TOOL_ACTIVITIES]
+
+
+def product_ports() -> Ports:
+    return Ports(
+        transcript=DatabaseTranscript(),
+        policies=PolicyTable(),
+        audit=ApprovalAuditTable(),
+        live=ChannelLayerPublisher(),
+    )
+
+
+def llm_settings() -> llm_gateway.LlmSettings:
+    return llm_gateway.LlmSettings(
+        base_url=settings.OPENAI_BASE_URL,
+        api_key=settings.OPENAI_API_KEY,
+        model=settings.AGENT_MODEL,
+    )
+
+
+def activities(ports: Ports) -> list[Any]:
+    """Every activity the worker runs, bound to its dependencies."""
+    return [
+        LlmActivity(ports, tools=tool_registry, llm_settings=llm_settings).call_llm,
+        NoticeActivity(ports).record_notice,
+        ApprovalActivity(ports).notify_approval,
+        ToolActivity(ports, tools=tool_registry).run_tool,
+    ]
 
 
 class _DatabaseConnections(ActivityInboundInterceptor):
@@ -57,13 +96,16 @@ def build_worker(
     max_concurrent_activities: int = 100,
     max_concurrent_workflow_tasks: int = 100,
     graceful_shutdown_timeout: timedelta = timedelta(seconds=10),
+    ports: Ports | None = None,
+    interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
+    """The product's worker; tests may pass other ports or extra interceptors."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=ACTIVITIES,
-        interceptors=[DatabaseConnectionsInterceptor()],
+        activities=activities(ports or product_ports()),
+        interceptors=[DatabaseConnectionsInterceptor(), *interceptors],
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
         # Heartbeats carry the streamed text and the Stop button's cancellation:

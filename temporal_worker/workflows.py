@@ -1,7 +1,8 @@
 """The conversation workflow: one durable agent per conversation.
 
 Pure and deterministic: no Django, no I/O, no wall clock. Everything that talks
-to the outside world is an activity, referred to by name from `shared`.
+to the outside world is an activity, referred to by name from its contract
+(temporal_worker.contracts).
 """
 
 from __future__ import annotations
@@ -16,48 +17,57 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from temporal_worker.context import trim_context
-    from temporal_worker.shared import (
-        CONTENT_POLICY_ERROR,
-        LLM_ACTIVITY,
-        LLM_REQUEST_ERROR,
+    from temporal_worker.contracts.approvals import (
         MEMO_PENDING_APPROVALS,
         NOTIFY_APPROVAL_ACTIVITY,
         PATCH_APPROVALS_MEMO,
-        RECORD_NOTICE_ACTIVITY,
+        PATCH_CLAIM_AUDIT,
         SA_APPROVAL_PENDING,
         SA_APPROVAL_REQUESTER,
         SA_APPROVAL_TOOLS,
-        AgentState,
         ApprovalClaimed,
         ApprovalDecided,
         ApprovalEvent,
         ApprovalEventRecorded,
-        ChatMessage,
         ClaimApproval,
+        DecideApproval,
+        PendingApproval,
+        PendingApprovals,
+        WithdrawApproval,
+        arguments_hash,
+        decision_problem,
+    )
+    from temporal_worker.contracts.conversation import (
+        CONTENT_POLICY_ERROR,
+        LLM_ACTIVITY,
+        LLM_REQUEST_ERROR,
+        PATCH_SEQ_AT_TURN_START,
+        RECORD_NOTICE_ACTIVITY,
+        AgentState,
+        ChatMessage,
         CloseConversation,
         ConversationClosed,
         ConversationInput,
         ConversationResult,
         ConversationSnapshot,
         ConversationStatus,
-        DecideApproval,
         LlmRequest,
         LlmResult,
         MessageAccepted,
         NoticeRecorded,
         NoticeRequest,
-        PendingApproval,
-        PendingApprovals,
-        PlannedCall,
         RetryAccepted,
         RetryTurn,
         SendMessage,
         StopAnswer,
         StopResult,
+        UnrecordedMessage,
+    )
+    from temporal_worker.contracts.errors import Code
+    from temporal_worker.contracts.tools import (
+        PlannedCall,
         ToolOutcome,
         ToolRequest,
-        WithdrawApproval,
-        arguments_hash,
         tool_activity_name,
     )
 
@@ -117,6 +127,9 @@ class ConversationWorkflow:
         # Approvals of the current step, keyed by tool call id.
         self._pending: dict[str, PendingApproval] = {}
         self._decisions: dict[str, ApprovalDecided] = {}
+        # The messages the LLM step in flight is recording (pages show them meanwhile).
+        self._recording: list[ChatMessage] = []
+        self._seq_at_turn_start: bool | None = None
 
     # --- run -------------------------------------------------------------------
 
@@ -132,6 +145,8 @@ class ConversationWorkflow:
             )
             if state.inbox:
                 message = state.inbox.pop(0)
+                if message.seq == 0:
+                    message.seq = self._next_seq()
                 state.context.append(message)
                 state.unrecorded.append(message)
             elif state.retry_requested:
@@ -158,12 +173,12 @@ class ConversationWorkflow:
         while state.turn_steps < self._inp.config.max_steps_per_turn:
             state.turn_steps += 1
             result = await self._call_llm()
-            if result is None or result.stopped or self._stop_requested:
+            if result is None or result.stopped or self._stopping():
                 break
             if not result.planned_calls:
                 break
             await self._run_tools(result)
-            if self._stop_requested:
+            if self._stopping():
                 break
             if self._should_continue_as_new():
                 # A safe point inside a long turn: this step's tools (and their
@@ -206,6 +221,7 @@ class ConversationWorkflow:
             new_messages=self._take_unrecorded(),
             run_id=workflow.info().run_id,
         )
+        self._recording = request.new_messages
         self._llm_call = workflow.start_activity(
             LLM_ACTIVITY,
             request,
@@ -227,6 +243,7 @@ class ConversationWorkflow:
             return None
         finally:
             self._llm_call = None
+            self._recording = []
             self._state.total_steps += 1
             self._run_steps += 1
         self._state.context.append(
@@ -467,10 +484,21 @@ class ConversationWorkflow:
         taken, self._state.unrecorded = self._state.unrecorded, []
         return taken
 
+    def _stopping(self) -> bool:
+        # A method, not the attribute: the Stop update sets it while the turn awaits.
+        return self._stop_requested
+
     def _next_seq(self) -> int:
         seq = self._state.next_seq
         self._state.next_seq += 1
         return seq
+
+    def _numbering_at_turn_start(self) -> bool:
+        """Whether this run numbers a user message when its turn starts (runs started
+        before that change keep numbering it when it is accepted)."""
+        if self._seq_at_turn_start is None:
+            self._seq_at_turn_start = workflow.patched(PATCH_SEQ_AT_TURN_START)
+        return self._seq_at_turn_start
 
     # --- updates ---------------------------------------------------------------
 
@@ -482,9 +510,11 @@ class ConversationWorkflow:
         if msg.message_id in self._state.seen_message_ids:
             seq = next((m.seq for m in self._state.context if m.id == msg.message_id), 0)
             return MessageAccepted(msg.message_id, seq, 0, duplicate=True)
-        message = ChatMessage(
-            id=msg.message_id, seq=self._next_seq(), role="user", content=msg.text
-        )
+        # A message that waits behind a turn is numbered when its turn starts (0 until
+        # then), so it follows that turn's steps; one answered next is numbered now.
+        answered_next = self._status == "idle" and not self._state.inbox
+        seq = 0 if self._numbering_at_turn_start() and not answered_next else self._next_seq()
+        message = ChatMessage(id=msg.message_id, seq=seq, role="user", content=msg.text)
         self._state.inbox.append(message)
         self._state.seen_message_ids = [*self._state.seen_message_ids, msg.message_id][
             -SEEN_IDS_KEPT:
@@ -495,17 +525,18 @@ class ConversationWorkflow:
     @send_message.validator
     def _validate_send_message(self, msg: SendMessage) -> None:
         if self._state.closed:
-            raise ApplicationError("This conversation is archived; start a new one.")
+            raise _refusal("This conversation is archived; start a new one.", Code.ARCHIVED)
         text = msg.text.strip()
         if not text:
-            raise ApplicationError("A message cannot be empty.")
+            raise _refusal("A message cannot be empty.", Code.EMPTY_MESSAGE)
         limit = self._inp.config.max_message_chars
         if len(msg.text) > limit:
-            raise ApplicationError(
-                f"A message can be at most {limit:,} characters (this one has {len(msg.text):,})."
+            raise _refusal(
+                f"A message can be at most {limit:,} characters (this one has {len(msg.text):,}).",
+                Code.MESSAGE_TOO_LONG,
             )
         if not msg.message_id or len(msg.message_id) > 64:
-            raise ApplicationError("A message needs an id of at most 64 characters.")
+            raise _refusal("A message needs an id of at most 64 characters.", Code.BAD_MESSAGE_ID)
 
     @workflow.update
     def stop_answer(self, _: StopAnswer) -> StopResult:
@@ -517,7 +548,7 @@ class ConversationWorkflow:
     @stop_answer.validator
     def _validate_stop_answer(self, _: StopAnswer) -> None:
         if self._status != "thinking":
-            raise ApplicationError("The agent is not answering right now.")
+            raise _refusal("The agent is not answering right now.", Code.NOT_ANSWERING)
 
     @workflow.update
     def retry_turn(self, req: RetryTurn) -> RetryAccepted:
@@ -527,14 +558,16 @@ class ConversationWorkflow:
     @retry_turn.validator
     def _validate_retry_turn(self, req: RetryTurn) -> None:
         if self._state.closed:
-            raise ApplicationError("This conversation is archived.")
+            raise _refusal("This conversation is archived.", Code.ARCHIVED)
         if self._status != "idle" or self._state.inbox or self._state.retry_requested:
-            raise ApplicationError("The agent is already answering.")
+            raise _refusal("The agent is already answering.", Code.ALREADY_ANSWERING)
         last = self._state.context[-1] if self._state.context else None
         if last is None or last.id != req.notice_id or last.role != "notice":
-            raise ApplicationError("Only the latest failed answer can be retried.")
+            raise _refusal("Only the latest failed answer can be retried.", Code.NOT_RETRYABLE)
         if last.error_kind not in ("llm_unavailable", "stopped"):
-            raise ApplicationError("Retrying would fail the same way; edit the message instead.")
+            raise _refusal(
+                "Retrying would fail the same way; edit the message instead.", Code.NOT_RETRYABLE
+            )
 
     @workflow.update
     def close_conversation(self, _: CloseConversation) -> ConversationClosed:
@@ -544,7 +577,7 @@ class ConversationWorkflow:
     @close_conversation.validator
     def _validate_close(self, _: CloseConversation) -> None:
         if self._state.closed:
-            raise ApplicationError("This conversation is already archived.")
+            raise _refusal("This conversation is already archived.", Code.ARCHIVED)
 
     @workflow.update
     def decide_approval(self, req: DecideApproval) -> ApprovalDecided:
@@ -566,38 +599,39 @@ class ConversationWorkflow:
     def _validate_decide_approval(self, req: DecideApproval) -> None:
         pending = self._pending_or_refuse(req.call_id)
         if req.reviewer_id == self._inp.owner_id:
-            raise ApplicationError("You cannot decide on your own request.", type="OwnRequest")
+            raise _refusal("You cannot decide on your own request.", Code.OWN_REQUEST)
         if pending.claimed_by_id and pending.claimed_by_id != req.reviewer_id:
-            raise ApplicationError(
-                f"{pending.claimed_by} has claimed this request.", type="Claimed"
-            )
+            raise _refusal("{by} has claimed this request.", Code.CLAIMED, by=pending.claimed_by)
         if req.arguments_hash != pending.arguments_hash:
-            raise ApplicationError(
+            raise _refusal(
                 "The arguments changed since you loaded them; reload and decide again.",
-                type="StaleArguments",
+                Code.STALE_ARGUMENTS,
             )
-        if req.action not in ("approve", "reject"):
-            raise ApplicationError("A decision is approve or reject.")
-        if req.action == "reject" and not req.reason.strip():
-            raise ApplicationError("A rejection needs a reason for the agent and the user.")
-        if req.edited_arguments and req.action != "approve":
-            raise ApplicationError("Edited arguments can only be approved.")
+        problem = decision_problem(
+            action=req.action, reason=req.reason, edited_arguments=req.edited_arguments
+        )
+        if problem:
+            raise _refusal(problem, Code.INVALID)
 
     @workflow.update
-    def claim_approval(self, req: ClaimApproval) -> ApprovalClaimed:
+    async def claim_approval(self, req: ClaimApproval) -> ApprovalClaimed:
         pending = self._pending[req.call_id]
         pending.claimed_by_id = req.reviewer_id
         pending.claimed_by = req.reviewer
         self._memo_pending_approvals()
+        if workflow.patched(PATCH_CLAIM_AUDIT):
+            # The audit and every open page hear of the claim from here, so no crash
+            # between the update and a write by the web leaves the audit behind.
+            await self._notify(ApprovalEvent(kind="claimed", approval=pending))
         return ApprovalClaimed(call_id=req.call_id, claimed_by=req.reviewer)
 
     @claim_approval.validator
     def _validate_claim_approval(self, req: ClaimApproval) -> None:
         pending = self._pending_or_refuse(req.call_id)
         if req.reviewer_id == self._inp.owner_id:
-            raise ApplicationError("You cannot review your own request.", type="OwnRequest")
+            raise _refusal("You cannot review your own request.", Code.OWN_REQUEST)
         if pending.claimed_by_id and pending.claimed_by_id != req.reviewer_id:
-            raise ApplicationError(f"Already claimed by {pending.claimed_by}.", type="Claimed")
+            raise _refusal("Already claimed by {by}.", Code.CLAIMED, by=pending.claimed_by)
 
     @workflow.update
     def withdraw_approval(self, req: WithdrawApproval) -> ApprovalDecided:
@@ -620,15 +654,18 @@ class ConversationWorkflow:
     def _pending_or_refuse(self, call_id: str) -> PendingApproval:
         decided = self._decisions.get(call_id)
         if decided is not None:
-            raise ApplicationError(
-                f"Already {decided.outcome} by {decided.decided_by} at {decided.decided_at}.",
-                type="AlreadyDecided",
+            raise _refusal(
+                "Already {outcome} by {by} at {at}.",
+                Code.ALREADY_DECIDED,
+                outcome=decided.outcome,
+                by=decided.decided_by,
+                at=decided.decided_at,
             )
         pending = self._pending.get(call_id)
         if pending is None:
-            raise ApplicationError("No pending approval has this id.", type="UnknownApproval")
+            raise _refusal("No pending approval has this id.", Code.UNKNOWN_APPROVAL)
         if workflow.now() >= datetime.fromisoformat(pending.deadline):
-            raise ApplicationError("This approval has expired.", type="Expired")
+            raise _refusal("This approval has expired.", Code.EXPIRED)
         return pending
 
     def _record_decision(self, decided: ApprovalDecided) -> None:
@@ -648,6 +685,7 @@ class ConversationWorkflow:
 
     @workflow.query
     def snapshot(self) -> ConversationSnapshot:
+        taken = [*self._recording, *self._state.unrecorded]
         return ConversationSnapshot(
             status=self._status,
             reply_id=self._reply_id,
@@ -656,4 +694,17 @@ class ConversationWorkflow:
             total_steps=self._state.total_steps,
             run_steps=self._run_steps,
             runs=self._state.runs,
+            unrecorded=[
+                *(
+                    UnrecordedMessage(m.id, m.content, m.seq, False)
+                    for m in taken
+                    if m.role == "user"
+                ),
+                *(UnrecordedMessage(m.id, m.content, m.seq, True) for m in self._state.inbox),
+            ],
         )
+
+
+def _refusal(message: str, code: str, **details: object) -> ApplicationError:
+    """A validator's refusal: the code and details travel as data (the web renders them)."""
+    return ApplicationError(message, details, type=code)

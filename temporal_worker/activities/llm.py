@@ -10,19 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import openai
-from django.conf import settings
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from chatapp.progress import progress_push
-from chatapp.services import messages_record
-from temporal_worker import llm_gateway, prompts
-from temporal_worker.shared import (
+from temporal_worker import llm_gateway
+from temporal_worker.contracts.conversation import (
     CONTENT_POLICY_ERROR,
     LLM_ACTIVITY,
     LLM_REQUEST_ERROR,
@@ -30,25 +28,26 @@ from temporal_worker.shared import (
     ChatMessage,
     LlmRequest,
     LlmResult,
-    PlannedCall,
 )
+from temporal_worker.contracts.events import (
+    MessageRecorded,
+    ReplyDelta,
+    ReplyPhase,
+    ReplySnapshot,
+    conversation_group,
+)
+from temporal_worker.contracts.tools import PlannedCall, ToolCall
+from temporal_worker.ports import LivePublisher, Ports
 from temporal_worker.tools.planner import plan_calls
-from temporal_worker.tools.registry import openai_tools
+from temporal_worker.tools.registry import ToolRegistry
 
+AGENT_SYSTEM_PROMPT = "agent-system"
 HEARTBEAT_EVERY_SECONDS = 0.5
 DELTA_COALESCE_SECONDS = 0.02
 # Full-text snapshots let a socket that missed deltas (it joined late, or the
 # layer dropped one) converge without a reload.
 SNAPSHOT_EVERY_SECONDS = 0.5
 DEFAULT_RETRY_AFTER_SECONDS = 10
-
-
-def llm_settings() -> llm_gateway.LlmSettings:
-    return llm_gateway.LlmSettings(
-        base_url=settings.OPENAI_BASE_URL,
-        api_key=settings.OPENAI_API_KEY,
-        model=settings.AGENT_MODEL,
-    )
 
 
 @dataclass
@@ -60,6 +59,7 @@ class _Stream:
     frame) per token.
     """
 
+    live: LivePublisher
     conversation_id: str
     reply_id: str
     text: str = ""
@@ -72,15 +72,13 @@ class _Stream:
     def details(self) -> dict[str, Any]:
         return {"reply_id": self.reply_id, "text": self.text, "phase": self.phase}
 
-    async def push(self, kind: str, **fields: Any) -> None:
-        await progress_push(
-            self.conversation_id, {"kind": kind, "reply_id": self.reply_id, **fields}
-        )
+    async def push(self, event: Any) -> None:
+        await self.live.publish(conversation_group(self.conversation_id), event)
 
     async def set_phase(self, phase: str, label: str) -> None:
         self.phase = phase
         activity.heartbeat(self.details())
-        await self.push("phase", phase=phase, label=label)
+        await self.push(ReplyPhase(reply_id=self.reply_id, phase=phase, label=label))
 
     async def add(self, delta: str) -> None:
         self.text += delta
@@ -100,10 +98,12 @@ class _Stream:
         # Claim the text before awaiting, so a concurrent flush never sends it twice.
         offset, self.pushed = self.pushed, len(self.text)
         self.last_push = time.monotonic()
-        await self.push("delta", offset=offset, delta=self.text[offset : self.pushed])
+        await self.push(
+            ReplyDelta(reply_id=self.reply_id, offset=offset, delta=self.text[offset : self.pushed])
+        )
         if self.last_push - self.last_snapshot >= SNAPSHOT_EVERY_SECONDS:
             self.last_snapshot = self.last_push
-            await self.push("snapshot", text=self.text)
+            await self.push(ReplySnapshot(reply_id=self.reply_id, text=self.text))
 
     async def close(self) -> None:
         """Send what is still buffered; the final message must follow every delta."""
@@ -117,7 +117,7 @@ async def _announce(stream: _Stream, attempt: int) -> None:
     """The phase event creates the live reply on the page: it precedes every delta."""
     if attempt > 1:
         # A retry starts the reply over: clear what the failed attempt streamed.
-        await stream.push("snapshot", text="")
+        await stream.push(ReplySnapshot(reply_id=stream.reply_id, text=""))
         await stream.set_phase("thinking", f"Trying again (attempt {attempt})…")
     else:
         await stream.set_phase("thinking", "Thinking…")
@@ -132,130 +132,166 @@ async def _heartbeat_forever(stream: _Stream) -> None:
         activity.heartbeat(stream.details())
 
 
-@activity.defn(name=LLM_ACTIVITY)
-async def call_llm(req: LlmRequest) -> LlmResult:
-    """Stream one model reply; mirror it and the messages before it into the database.
+class LlmActivity:
+    """The model call, given the product's ports, the tools and the provider settings."""
 
-    A failed attempt mirrors nothing: the workflow hands the same messages to the
-    retry, or to the notice that reports the failure."""
-    stream = _Stream(conversation_id=req.conversation_id, reply_id=req.reply_id)
-    # The page hears of the reply while the prompt is read: neither needs the other.
-    prompt, _ = await asyncio.gather(
-        prompts.active_prompt(prompts.AGENT_SYSTEM_PROMPT),
-        _announce(stream, activity.info().attempt),
-    )
-    heartbeat = asyncio.create_task(_heartbeat_forever(stream))
-    try:
-        completion = await llm_gateway.stream_completion(
-            llm_settings(),
-            llm_gateway.to_openai_messages(prompt.text, req.context),
-            tools=openai_tools(),
-            on_delta=stream.add,
+    def __init__(
+        self,
+        ports: Ports,
+        *,
+        tools: Callable[[], ToolRegistry],
+        llm_settings: Callable[[], llm_gateway.LlmSettings],
+    ) -> None:
+        self.ports = ports
+        self.tools = tools
+        self.llm_settings = llm_settings
+
+    @activity.defn(name=LLM_ACTIVITY)
+    async def call_llm(self, req: LlmRequest) -> LlmResult:
+        """Stream one model reply, mirroring the step's messages into the database.
+
+        The messages the step starts with are recorded before the model is asked (a
+        page loaded meanwhile shows them); the reply is recorded when it is complete. A
+        failed attempt records no reply: the workflow hands the same messages to the
+        retry, or to the notice that reports the failure."""
+        stream = _Stream(
+            live=self.ports.live, conversation_id=req.conversation_id, reply_id=req.reply_id
         )
-    except asyncio.CancelledError:
-        details = activity.cancellation_details()
-        if details is None or not details.cancel_requested or not stream.text:
-            # Worker shutdown or heartbeat timeout: Temporal retries elsewhere. Stopped
-            # before the first token: the workflow records a retryable notice instead.
-            raise
-        return await _finish(req, stream, prompt.version_id, stopped=True)
-    except openai.RateLimitError as err:
-        retry_after = _retry_after_seconds(err)
-        await stream.set_phase(
-            "waiting", f"The model is rate limited; trying again in {retry_after} s…"
+        registry = self.tools()
+        # The page hears of the reply while the step begins: neither needs the other.
+        prompt, _ = await asyncio.gather(
+            self.ports.transcript.step_begin(
+                conversation_id=req.conversation_id,
+                messages=req.new_messages,
+                run_id=req.run_id,
+                prompt=AGENT_SYSTEM_PROMPT,
+            ),
+            _announce(stream, activity.info().attempt),
         )
-        raise ApplicationError(
-            f"Rate limited; retrying in {retry_after}s",
-            type=RATE_LIMIT_ERROR,
-            next_retry_delay=timedelta(seconds=retry_after),
-            # Expected while a provider throttles: logged at DEBUG, not as a failure.
-            category=ApplicationErrorCategory.BENIGN,
-        ) from err
-    except openai.BadRequestError as err:
-        if llm_gateway.is_content_policy_error(err.body, err.message):
+        for message in req.new_messages:
+            if message.role == "user":
+                # A message that waited behind a turn shows in its place, no longer queued.
+                await stream.push(MessageRecorded(message_id=message.id, reply_id="", final=False))
+        heartbeat = asyncio.create_task(_heartbeat_forever(stream))
+        try:
+            completion = await llm_gateway.stream_completion(
+                self.llm_settings(),
+                llm_gateway.to_openai_messages(prompt.text, req.context),
+                tools=registry.openai_tools(),
+                on_delta=stream.add,
+            )
+        except asyncio.CancelledError:
+            details = activity.cancellation_details()
+            if details is None or not details.cancel_requested or not stream.text:
+                # Worker shutdown or heartbeat timeout: Temporal retries elsewhere. Stopped
+                # before the first token: the workflow records a retryable notice instead.
+                raise
+            return await self._finish(req, stream, prompt.version_id, stopped=True)
+        except openai.RateLimitError as err:
+            retry_after = _retry_after_seconds(err)
+            await stream.set_phase(
+                "waiting", f"The model is rate limited; trying again in {retry_after} s…"
+            )
             raise ApplicationError(
-                "The model refused the request under its content policy.",
-                type=CONTENT_POLICY_ERROR,
+                f"Rate limited; retrying in {retry_after}s",
+                type=RATE_LIMIT_ERROR,
+                next_retry_delay=timedelta(seconds=retry_after),
+                # Expected while a provider throttles: logged at DEBUG, not as a failure.
+                category=ApplicationErrorCategory.BENIGN,
+            ) from err
+        except openai.BadRequestError as err:
+            if llm_gateway.is_content_policy_error(err.body, err.message):
+                raise ApplicationError(
+                    "The model refused the request under its content policy.",
+                    type=CONTENT_POLICY_ERROR,
+                    non_retryable=True,
+                ) from err
+            raise ApplicationError(
+                f"The model rejected the request: {err.message}",
+                type=LLM_REQUEST_ERROR,
                 non_retryable=True,
             ) from err
-        raise ApplicationError(
-            f"The model rejected the request: {err.message}",
-            type=LLM_REQUEST_ERROR,
-            non_retryable=True,
-        ) from err
-    except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as err:
-        raise ApplicationError(
-            f"The model provider refused the request ({err.status_code}); check the LLM settings.",
-            type=LLM_REQUEST_ERROR,
-            non_retryable=True,
-        ) from err
-    except openai.APIError as err:
-        await stream.set_phase("waiting", "The model had a problem; trying again…")
-        raise ApplicationError(f"Model call failed: {type(err).__name__}") from err
-    finally:
-        if stream.flush_later is not None:
-            stream.flush_later.cancel()
-            stream.flush_later = None
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
+        except (
+            openai.AuthenticationError,
+            openai.PermissionDeniedError,
+            openai.NotFoundError,
+        ) as err:
+            raise ApplicationError(
+                f"The model provider refused the request ({err.status_code}); "
+                "check the LLM settings.",
+                type=LLM_REQUEST_ERROR,
+                non_retryable=True,
+            ) from err
+        except openai.APIError as err:
+            await stream.set_phase("waiting", "The model had a problem; trying again…")
+            raise ApplicationError(f"Model call failed: {type(err).__name__}") from err
+        finally:
+            if stream.flush_later is not None:
+                stream.flush_later.cancel()
+                stream.flush_later = None
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
 
-    return await _finish(
-        req,
-        stream,
-        prompt.version_id,
-        content=completion.content,
-        tool_calls=completion.tool_calls,
-        model=completion.model,
-        finish_reason=completion.finish_reason,
-        planned_calls=await plan_calls(completion.tool_calls),
-    )
+        return await self._finish(
+            req,
+            stream,
+            prompt.version_id,
+            content=completion.content,
+            tool_calls=completion.tool_calls,
+            model=completion.model,
+            finish_reason=completion.finish_reason,
+            planned_calls=await plan_calls(
+                completion.tool_calls, registry=registry, policies=self.ports.policies
+            ),
+        )
 
-
-async def _finish(
-    req: LlmRequest,
-    stream: _Stream,
-    prompt_version: str,
-    *,
-    stopped: bool = False,
-    content: str | None = None,
-    tool_calls: list[Any] | None = None,
-    model: str = "",
-    finish_reason: str = "",
-    planned_calls: list[PlannedCall] | None = None,
-) -> LlmResult:
-    result = LlmResult(
-        reply_id=req.reply_id,
-        content=stream.text if content is None else content,
-        tool_calls=tool_calls or [],
-        prompt_version=prompt_version,
-        model=model,
-        finish_reason="stopped" if stopped else finish_reason,
-        stopped=stopped,
-        planned_calls=planned_calls or [],
-    )
-    reply = ChatMessage(
-        id=req.reply_id,
-        seq=req.reply_seq,
-        role="assistant",
-        content=result.content,
-        status="stopped" if stopped else "complete",
-        tool_calls=result.tool_calls,
-        prompt_version=prompt_version,
-    )
-    # One write mirrors the reply and what came before it (user messages, tool results).
-    # The last deltas go out meanwhile; the final message, which the page reads from the
-    # database, follows both.
-    await asyncio.gather(
-        messages_record(
-            conversation_id=req.conversation_id,
-            messages=[*req.new_messages, reply],
-            run_id=req.run_id,
-        ),
-        stream.close(),
-    )
-    await stream.push("message", message_id=req.reply_id, final=not result.tool_calls)
-    return result
+    async def _finish(
+        self,
+        req: LlmRequest,
+        stream: _Stream,
+        prompt_version: str,
+        *,
+        stopped: bool = False,
+        content: str | None = None,
+        tool_calls: list[ToolCall] | None = None,
+        model: str = "",
+        finish_reason: str = "",
+        planned_calls: list[PlannedCall] | None = None,
+    ) -> LlmResult:
+        result = LlmResult(
+            reply_id=req.reply_id,
+            content=stream.text if content is None else content,
+            tool_calls=tool_calls or [],
+            prompt_version=prompt_version,
+            model=model,
+            finish_reason="stopped" if stopped else finish_reason,
+            stopped=stopped,
+            planned_calls=planned_calls or [],
+        )
+        reply = ChatMessage(
+            id=req.reply_id,
+            seq=req.reply_seq,
+            role="assistant",
+            content=result.content,
+            status="stopped" if stopped else "complete",
+            tool_calls=result.tool_calls,
+            prompt_version=prompt_version,
+        )
+        # The last deltas go out while the reply is written; the final message, which
+        # the page reads from the database, follows both.
+        await asyncio.gather(
+            self.ports.transcript.record(
+                conversation_id=req.conversation_id, messages=[reply], run_id=req.run_id
+            ),
+            stream.close(),
+        )
+        await stream.push(
+            MessageRecorded(
+                message_id=req.reply_id, reply_id=req.reply_id, final=not result.tool_calls
+            )
+        )
+        return result
 
 
 def _retry_after_seconds(err: openai.RateLimitError) -> int:

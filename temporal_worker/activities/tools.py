@@ -1,36 +1,87 @@
-"""Tool activities: one per registered tool, named `tool.<name>`, so the history names each call.
+"""The tool activity: every `tool.<name>` call, whatever the tool's source, runs here.
+
+One dynamic activity serves every tool in the registry, so a tool added to the
+registry (a module in AGENT_TOOL_MODULES, later an MCP server) needs no new worker
+registration, and the history still names each call `tool.<name>`.
 
 Arguments are validated again here, because a reviewer may have edited them. A
-refusal the model should hear about (bad arguments, a `ToolError`) is a failed
-`ToolOutcome`, never retried; any other exception fails the attempt and Temporal
-retries it, which the write tools' idempotency keys make safe.
+refusal the model should hear about (bad arguments, a `ToolError`, an unknown tool)
+is a failed `ToolOutcome`, never retried; any other exception fails the attempt and
+Temporal retries it, which the write tools' idempotency keys make safe.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 
 from temporalio import activity
+from temporalio.common import RawValue
+from temporalio.exceptions import ApplicationError
 
-from chatapp.services import tool_result_record
-from temporal_worker.shared import ChatMessage, ToolOutcome, ToolRequest, tool_activity_name
-from temporal_worker.tools import shop_tools
-from temporal_worker.tools.registry import (
-    TOOLS,
-    ToolArgumentsError,
-    ToolContext,
-    ToolDefinition,
-    ToolError,
-)
-
-# Importing a tool module is what declares its tools.
-TOOL_MODULES = [shop_tools]
+from temporal_worker.contracts.tools import TOOL_ACTIVITY_PREFIX, ToolOutcome, ToolRequest
+from temporal_worker.ports import Ports
+from temporal_worker.tools.registry import ToolArgumentsError, ToolContext, ToolError, ToolRegistry
 
 HEARTBEAT_EVERY_SECONDS = 1.0
 
-ToolActivity = Callable[[ToolRequest], Awaitable[ToolOutcome]]
+
+class ToolActivity:
+    def __init__(self, ports: Ports, *, tools: Callable[[], ToolRegistry]) -> None:
+        self.ports = ports
+        self.tools = tools
+
+    @activity.defn(dynamic=True)
+    async def run_tool(self, args: Sequence[RawValue]) -> ToolOutcome:
+        """Run one tool call once; safe to retry."""
+        name = activity.info().activity_type
+        if not name.startswith(TOOL_ACTIVITY_PREFIX) or len(args) != 1:
+            raise ApplicationError(f"no activity is named {name!r}", non_retryable=True)
+        req = activity.payload_converter().from_payload(args[0].payload, ToolRequest)
+        return await self.run(req, tool_name=name.removeprefix(TOOL_ACTIVITY_PREFIX))
+
+    async def run(self, req: ToolRequest, *, tool_name: str) -> ToolOutcome:
+        if req.tool != tool_name:
+            return _refused(req, f"the {tool_name} activity cannot run {req.tool!r}")
+        definition = self.tools().get(tool_name)
+        if definition is None:
+            return _refused(req, f"the tool {tool_name!r} is no longer available")
+        try:
+            arguments = definition.validate(req.arguments)
+        except ToolArgumentsError as err:
+            return _refused(req, str(err))
+        ctx = ToolContext(
+            conversation_id=req.conversation_id,
+            workflow_id=req.workflow_id,
+            call_id=req.call_id,
+            requester_id=req.requester_id,
+            attempt=activity.info().attempt,
+        )
+        heartbeat = asyncio.create_task(_heartbeat_forever())
+        try:
+            result = await definition.run(arguments, ctx)
+        except ToolError as err:
+            return _refused(req, str(err))
+        finally:
+            heartbeat.cancel()
+        content = json.dumps(result, default=str, ensure_ascii=False)
+        limit = req.result_max_chars
+        if limit and len(content) > limit:
+            content = await self._truncate_and_keep(req, content, limit)
+        return ToolOutcome(call_id=req.call_id, content=content)
+
+    async def _truncate_and_keep(self, req: ToolRequest, content: str, limit: int) -> str:
+        """Cut a large result for the model (and the history, far below Temporal's 2 MB
+        payload limit); the transcript keeps the whole result."""
+        if req.message_id:
+            await self.ports.transcript.keep_full_tool_result(
+                conversation_id=req.conversation_id, message_id=req.message_id, content=content
+            )
+        return (
+            f"{content[:limit]}\n[truncated: the result has {len(content):,} characters; "
+            f"only the first {limit:,} are shown]"
+        )
 
 
 def _refused(req: ToolRequest, message: str) -> ToolOutcome:
@@ -39,71 +90,8 @@ def _refused(req: ToolRequest, message: str) -> ToolOutcome:
     )
 
 
-async def tool_run(definition: ToolDefinition, req: ToolRequest) -> ToolOutcome:
-    if req.tool != definition.name:
-        return _refused(req, f"the {definition.name} activity cannot run {req.tool!r}")
-    try:
-        args = definition.validate(req.arguments)
-    except ToolArgumentsError as err:
-        return _refused(req, str(err))
-    ctx = ToolContext(
-        conversation_id=req.conversation_id,
-        workflow_id=req.workflow_id,
-        call_id=req.call_id,
-        requester_id=req.requester_id,
-        attempt=activity.info().attempt,
-    )
-    heartbeat = asyncio.create_task(_heartbeat_forever())
-    try:
-        result = await definition.implementation(args, ctx)
-    except ToolError as err:
-        return _refused(req, str(err))
-    finally:
-        heartbeat.cancel()
-    content = json.dumps(result, default=str, ensure_ascii=False)
-    limit = req.result_max_chars
-    if limit and len(content) > limit:
-        content = await _truncate_and_keep(req, content, limit)
-    return ToolOutcome(call_id=req.call_id, content=content)
-
-
-async def _truncate_and_keep(req: ToolRequest, content: str, limit: int) -> str:
-    """Cut a large result for the model (and the history, far below Temporal's 2 MB
-    payload limit); the transcript keeps the whole result."""
-    shown = (
-        f"{content[:limit]}\n[truncated: the result has {len(content):,} characters; "
-        f"only the first {limit:,} are shown]"
-    )
-    if req.message_id:
-        await tool_result_record(
-            conversation_id=req.conversation_id,
-            message=ChatMessage(
-                id=req.message_id,
-                seq=req.message_seq,
-                role="tool",
-                content=shown,
-                tool_call_id=req.call_id,
-                tool_name=req.tool,
-            ),
-            full_content=content,
-        )
-    return shown
-
-
 async def _heartbeat_forever() -> None:
     # Lets Temporal notice a dead worker within the heartbeat timeout.
     while True:
         activity.heartbeat()
         await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
-
-
-def _tool_activity(definition: ToolDefinition) -> ToolActivity:
-    async def run_tool(req: ToolRequest) -> ToolOutcome:
-        return await tool_run(definition, req)
-
-    run_tool.__name__ = run_tool.__qualname__ = f"tool_{definition.name}"
-    run_tool.__doc__ = f"Run the {definition.name} tool once; safe to retry."
-    return activity.defn(name=tool_activity_name(definition.name))(run_tool)
-
-
-TOOL_ACTIVITIES: list[ToolActivity] = [_tool_activity(d) for d in TOOLS.values()]

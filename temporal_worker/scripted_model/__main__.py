@@ -1,7 +1,7 @@
 """`python -m temporal_worker.scripted_model`: run the scripted model server until signalled.
 
-Defaults come from the environment: SCRIPTED_MODEL_PORT (8765),
-SCRIPTED_MODEL_CHUNK_DELAY_MS (15) and SCRIPTED_MODEL_FIRST_TOKEN_DELAY_MS (0).
+Configured by its command line only (`manage.py serve` passes the settings
+SCRIPTED_MODEL_PORT, SCRIPTED_MODEL_CHUNK_DELAY_MS and SCRIPTED_MODEL_FIRST_TOKEN_DELAY_MS).
 """
 
 from __future__ import annotations
@@ -9,17 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 
 from .server import start_scripted_model
 
 logger = logging.getLogger("temporal_worker.scripted_model")
-
-
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value else default
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,17 +22,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Deterministic OpenAI-compatible scripted model server.",
     )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=_env_int("SCRIPTED_MODEL_PORT", 8765))
+    parser.add_argument("--port", type=int, default=8765)
     parser.add_argument(
         "--chunk-delay-ms",
         type=int,
-        default=_env_int("SCRIPTED_MODEL_CHUNK_DELAY_MS", 15),
+        default=15,
         help="pause between streamed chunks",
     )
     parser.add_argument(
         "--first-token-delay-ms",
         type=int,
-        default=_env_int("SCRIPTED_MODEL_FIRST_TOKEN_DELAY_MS", 0),
+        default=0,
         help="pause before the first streamed token",
     )
     return parser.parse_args(argv)

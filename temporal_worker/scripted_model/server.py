@@ -223,6 +223,7 @@ STATE_KEY = web.AppKey("scripted_model_state", ScriptedModelState)
 
 
 def _error_body(fault: Fault) -> dict[str, Any]:
+    code: str | None
     if fault.status == 429:
         message = "Rate limit reached for scripted model (injected fault). Please try again."
         kind, code = "rate_limit_exceeded", fault.code or "rate_limit_exceeded"

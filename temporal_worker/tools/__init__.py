@@ -1,1 +1,2 @@
-"""The agent's tools. A tool is declared once, with `registry.tool`, in one small module."""
+"""Tools: the registry every process shares (`tool_registry()`) and the planner that
+validates and classifies the model's calls."""

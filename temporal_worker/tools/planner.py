@@ -8,35 +8,35 @@ from __future__ import annotations
 
 import json
 
-from reviews.policies import approval_rule_for
-from temporal_worker.shared import PlannedCall, ToolCall
-from temporal_worker.tools import shop_tools  # noqa: F401 - fills the registry
-from temporal_worker.tools.registry import TOOLS, ToolArgumentsError, canonical_arguments
+from temporal_worker.contracts.tools import PlannedCall, ToolCall
+from temporal_worker.ports import ApprovalPolicies
+from temporal_worker.tools.registry import ToolArgumentsError, ToolRegistry
 
 
-async def plan_calls(calls: list[ToolCall]) -> list[PlannedCall]:
-    return [await _plan(call) for call in calls]
+async def plan_calls(
+    calls: list[ToolCall], *, registry: ToolRegistry, policies: ApprovalPolicies
+) -> list[PlannedCall]:
+    return [await _plan(call, registry, policies) for call in calls]
 
 
-async def _plan(call: ToolCall) -> PlannedCall:
-    definition = TOOLS.get(call.name)
+async def _plan(call: ToolCall, registry: ToolRegistry, policies: ApprovalPolicies) -> PlannedCall:
+    definition = registry.get(call.name)
     if definition is None:
-        known = ", ".join(sorted(TOOLS))
+        known = ", ".join(sorted(registry.names()))
         return PlannedCall(call=call, error=f"unknown tool {call.name!r}; available: {known}")
     try:
-        args = definition.validate(call.arguments)
+        arguments = definition.validate(call.arguments)
     except ToolArgumentsError as err:
         return PlannedCall(call=call, kind=definition.kind, error=str(err))
-    arguments = canonical_arguments(args)
     return PlannedCall(
         call=call,
         kind=definition.kind,
-        arguments=arguments,
-        approval=await approval_rule_for(
+        arguments=arguments.canonical,
+        approval=await policies.rule_for(
             tool=definition.name,
             kind=definition.kind,
             threshold_argument=definition.threshold_argument,
-            arguments=json.loads(arguments),
+            arguments=json.loads(arguments.canonical),
         ),
-        summary=definition.summarize(args),
+        summary=definition.summarize(arguments),
     )
