@@ -2,31 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from chatapp.models import Conversation, Message, Prompt, PromptVersion
 from chatapp.prompt_services import prompt_version_activate, prompt_version_next
-
-
-def temporal_ui_link(workflow_id: str) -> SafeString:
-    namespace = settings.TEMPORAL_NAMESPACE
-    url = f"{settings.TEMPORAL_UI_URL}/namespaces/{namespace}/workflows/{workflow_id}"
-    return format_html('<a href="{}" target="_blank" rel="noopener">{} ↗</a>', url, workflow_id)
-
-
-class ReadOnlyMirrorMixin:
-    """Rows that mirror workflow state: the workflow history is the record, not this table."""
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
+from reviews.admin import ReadOnlyMirrorMixin, temporal_ui_link
 
 
 class MessageInline(ReadOnlyMirrorMixin, admin.TabularInline):

@@ -1,8 +1,11 @@
-"""The conversation websocket: live progress for the conversation's owner only."""
+"""The conversation websocket: live progress for the conversation's owner only.
+
+Channels dispatches each live event (temporal_worker.contracts.events) to the method
+named after its type; each renders htmx out-of-band fragments.
+"""
 
 from __future__ import annotations
 
-import logging
 import uuid
 from typing import Any
 
@@ -10,11 +13,20 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 
-from chatapp import selectors, temporal_client
-from chatapp.progress import conversation_group
-from chatapp.selectors import ConversationNotFound
-
-logger = logging.getLogger(__name__)
+from chatapp import selectors
+from temporal_worker import client
+from temporal_worker.contracts.errors import NotFound
+from temporal_worker.contracts.events import (
+    ApprovalClaimedEvent,
+    ApprovalDecidedEvent,
+    ApprovalRemindedEvent,
+    ApprovalRequestedEvent,
+    MessageRecorded,
+    ReplyDelta,
+    ReplyPhase,
+    ReplySnapshot,
+    conversation_group,
+)
 
 # Close codes sent before accept() become an HTTP 403 on the handshake; after
 # accept() the browser sees them, so they mirror HTTP's meaning.
@@ -35,7 +47,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             conversation = await selectors.conversation_get_for_owner(
                 user=user, conversation_id=conversation_id
             )
-        except ConversationNotFound:
+        except NotFound:
             await self.close(code=CLOSE_NOT_FOUND)
             return
         self.conversation_id = str(conversation.id)
@@ -46,25 +58,19 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def _catch_up(self) -> None:
         """The page was rendered a moment ago: send what changed before we joined."""
-        live = await temporal_client.conversation_live_state(conversation_id=self.conversation_id)
+        live = await client.conversation_live_state(conversation_id=self.conversation_id)
         if live is not None and live.status == "thinking":
             # The reply may be written (and its final push gone) before the workflow
             # has taken in the result: then it is the answer to show.
             if live.reply_id and await selectors.message_get(message_id=uuid.UUID(live.reply_id)):
-                await self.chat_progress(
-                    {"kind": "message", "message_id": live.reply_id, "final": True}
-                )
+                await self._send_message(live.reply_id, final=True)
                 return
             if live.partial_text:
-                await self.chat_progress(
-                    {"kind": "snapshot", "reply_id": live.reply_id, "text": live.partial_text}
-                )
+                await self._send_reply(live.reply_id, text=live.partial_text)
             return
         latest = await selectors.message_latest(conversation_id=self.conversation_id)
         if latest is not None and latest.role in ("assistant", "notice"):
-            await self.chat_progress(
-                {"kind": "message", "message_id": str(latest.id), "final": True}
-            )
+            await self._send_message(str(latest.id), final=True)
 
     async def disconnect(self, code: int) -> None:
         if self.group:
@@ -74,84 +80,118 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         # The socket is server-to-client only; anything the browser sends is ignored.
         return
 
-    async def chat_progress(self, event: dict[str, Any]) -> None:
-        html = await self._render(event)
-        if html:
-            await self.send(text_data=html)
+    # --- live events -----------------------------------------------------------------
 
-    async def _render(self, event: dict[str, Any]) -> str:
-        kind = event.get("kind")
-        if kind == "delta":
-            return format_html(
-                '<span hx-swap-oob="beforeend:#stream-{}">{}</span>',
-                event["reply_id"],
-                event["delta"],
+    async def chat_phase(self, message: dict[str, Any]) -> None:
+        event = ReplyPhase.from_message(message)
+        await self._send_reply(event.reply_id, phase_label=event.label)
+
+    async def chat_delta(self, message: dict[str, Any]) -> None:
+        event = ReplyDelta.from_message(message)
+        await self.send(
+            text_data=format_html(
+                '<span hx-swap-oob="beforeend:#stream-{}">{}</span>', event.reply_id, event.delta
             )
-        if kind in ("phase", "snapshot"):
-            context = {
-                "reply_id": event["reply_id"],
-                "phase_label": event.get("label", ""),
-                "partial_text": event.get("text"),
-                "oob": True,
-            }
-            parts = [render_to_string("chat/_live_reply.html", context)]
-            if kind == "phase":
-                parts.append(
-                    render_to_string(
-                        "chat/_status.html",
-                        {
-                            "status": "thinking",
-                            "label": event.get("label", ""),
-                            "oob": True,
-                            "conversation_id": self.conversation_id,
-                        },
-                    )
-                )
-            return "".join(parts)
-        if kind == "message":
-            message = await selectors.message_get(message_id=uuid.UUID(event["message_id"]))
-            if message is None or str(message.conversation_id) != self.conversation_id:
-                return ""
-            context = {"message": message, "conversation_id": self.conversation_id}
-            parts = [
-                format_html(
-                    '<div hx-swap-oob="beforeend:#transcript">{}</div>',
-                    render_to_string("chat/_message.html", context),
-                ),
-                '<div id="live-reply" hx-swap-oob="true"></div>',
-            ]
-            status = (
-                {"status": "idle"}
-                if event.get("final")
-                else {"status": "working", "label": "Running the agent's tools…"}
-            )
-            parts.append(
-                render_to_string(
-                    "chat/_status.html",
-                    {**status, "oob": True, "conversation_id": self.conversation_id},
-                )
-            )
-            return "".join(parts)
-        if kind in ("approval_requested", "approval_claimed", "approval_reminder"):
-            approval = await selectors.approval_for_conversation(
-                conversation_id=self.conversation_id, call_id=event["call_id"]
-            )
-            if approval is None or approval.status != "pending":
-                return ""
-            card = render_to_string("chat/_approval_card.html", {"approval": approval})
-            # Appended, then de-duplicated by id in the browser (chat.js): an upsert.
-            return format_html('<div hx-swap-oob="beforeend:#approvals">{}</div>', card)
-        if kind == "approval_decided":
-            approval = await selectors.approval_for_conversation(
-                conversation_id=self.conversation_id, call_id=event["call_id"]
-            )
-            if approval is None:
-                return ""
-            return format_html(
+        )
+
+    async def chat_snapshot(self, message: dict[str, Any]) -> None:
+        event = ReplySnapshot.from_message(message)
+        await self._send_reply(event.reply_id, text=event.text)
+
+    async def chat_message(self, message: dict[str, Any]) -> None:
+        event = MessageRecorded.from_message(message)
+        await self._send_message(event.message_id, final=event.final)
+
+    async def approval_requested(self, message: dict[str, Any]) -> None:
+        await self._send_approval_card(ApprovalRequestedEvent.from_message(message).call_id)
+
+    async def approval_claimed(self, message: dict[str, Any]) -> None:
+        await self._send_approval_card(ApprovalClaimedEvent.from_message(message).call_id)
+
+    async def approval_reminded(self, message: dict[str, Any]) -> None:
+        await self._send_approval_card(ApprovalRemindedEvent.from_message(message).call_id)
+
+    async def approval_decided(self, message: dict[str, Any]) -> None:
+        event = ApprovalDecidedEvent.from_message(message)
+        approval = await selectors.approval_for_conversation(
+            conversation_id=self.conversation_id, call_id=event.call_id
+        )
+        if approval is None:
+            return
+        await self.send(
+            text_data=format_html(
                 '<div id="approval-{}" hx-swap-oob="delete"></div>'
                 '<div hx-swap-oob="beforeend:#transcript">{}</div>',
                 approval.call_id,
                 render_to_string("chat/_approval_outcome.html", {"approval": approval}),
             )
-        logger.debug("ignoring progress event of kind %s", kind)
-        return ""
+        )
+
+    # --- fragments -------------------------------------------------------------------
+
+    async def _send_reply(
+        self, reply_id: str, *, phase_label: str = "", text: str | None = None
+    ) -> None:
+        context = {
+            "reply_id": reply_id,
+            "phase_label": phase_label,
+            "partial_text": text,
+            "oob": True,
+        }
+        parts = [render_to_string("chat/_live_reply.html", context)]
+        if phase_label:
+            parts.append(
+                render_to_string(
+                    "chat/_status.html",
+                    {
+                        "status": "thinking",
+                        "label": phase_label,
+                        "oob": True,
+                        "conversation_id": self.conversation_id,
+                    },
+                )
+            )
+        await self.send(text_data="".join(parts))
+
+    async def _send_message(self, message_id: str, *, final: bool) -> None:
+        message = await selectors.message_get(message_id=uuid.UUID(message_id))
+        if message is None or str(message.conversation_id) != self.conversation_id:
+            return
+        context = {"message": message, "conversation_id": self.conversation_id}
+        transcript = format_html(
+            '<div hx-swap-oob="beforeend:#transcript">{}</div>',
+            render_to_string("chat/_message.html", context),
+        )
+        if message.role == "user":
+            # Recorded when its turn starts: the reply in progress stays as it is.
+            await self.send(text_data=transcript)
+            return
+        status = (
+            {"status": "idle"}
+            if final
+            else {"status": "working", "label": "Running the agent's tools…"}
+        )
+        await self.send(
+            text_data="".join(
+                [
+                    transcript,
+                    '<div id="live-reply" hx-swap-oob="true"></div>',
+                    render_to_string(
+                        "chat/_status.html",
+                        {**status, "oob": True, "conversation_id": self.conversation_id},
+                    ),
+                ]
+            )
+        )
+
+    async def _send_approval_card(self, call_id: str) -> None:
+        approval = await selectors.approval_for_conversation(
+            conversation_id=self.conversation_id, call_id=call_id
+        )
+        if approval is None or approval.status != "pending":
+            return
+        card = render_to_string("chat/_approval_card.html", {"approval": approval})
+        # Appended, then de-duplicated by id in the browser (chat.js): an upsert.
+        await self.send(
+            text_data=format_html('<div hx-swap-oob="beforeend:#approvals">{}</div>', card)
+        )

@@ -11,7 +11,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from temporal_worker.shared import conversation_workflow_id
+from temporal_worker.contracts.conversation import conversation_workflow_id
 
 
 class Conversation(models.Model):
@@ -61,8 +61,6 @@ class Message(models.Model):
     seq = models.PositiveIntegerField()
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
-    # The untruncated tool result when `content` (what the model saw) was cut short.
-    content_full = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
     tool_calls = models.JSONField(default=list, blank=True)
     tool_call_id = models.CharField(max_length=64, blank=True)
@@ -71,6 +69,10 @@ class Message(models.Model):
     error_kind = models.CharField(max_length=32, blank=True)
     run_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    # Not a column: a message the workflow accepted whose turn has not started (pages
+    # show it at the end, marked as queued, until its turn records it).
+    queued = False
 
     class Meta:
         ordering = ["seq", "created_at"]
@@ -82,6 +84,20 @@ class Message(models.Model):
     @property
     def can_retry(self) -> bool:
         return self.role == self.Role.NOTICE and self.error_kind in ("llm_unavailable", "stopped")
+
+
+class FullToolResult(models.Model):
+    """The whole result of a tool call whose message (and the workflow history) holds it
+    truncated. The tool activity is its one writer; the message row is the LLM step's."""
+
+    message_id = models.UUIDField(primary_key=True, editable=False)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="full_tool_results"
+    )
+    content = models.TextField()
+
+    def __str__(self) -> str:
+        return f"full result of message {self.message_id}"
 
 
 class Prompt(models.Model):

@@ -1,29 +1,15 @@
-"""Prompts. They live with the activities, never in workflow code: a replay never
-re-reads a prompt, and activating a new version only affects later calls.
+"""The agent's prompts: code-defined defaults, and the active version admins choose.
 
-Admins edit prompts in the Django admin; the texts below are the code-defined
-defaults, seeded on migrate (chatapp.signals) when a prompt has no version yet.
+Prompts are read inside activities, never in workflow code: a replay never re-reads a
+prompt, and activating a new version only affects later calls. The defaults below are
+seeded on migrate (chatapp.signals) when a prompt has no version yet.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from chatapp.selectors import prompt_version_active
+from temporal_worker.ports import Prompt
 
 AGENT_SYSTEM_PROMPT = "agent-system"
-
-
-@dataclass(frozen=True)
-class Prompt:
-    name: str
-    version: int
-    text: str
-
-    @property
-    def version_id(self) -> str:
-        return f"{self.name}@v{self.version}"
-
 
 DEFAULTS = {
     AGENT_SYSTEM_PROMPT: Prompt(
@@ -37,11 +23,3 @@ DEFAULTS = {
         ),
     ),
 }
-
-
-async def active_prompt(name: str) -> Prompt:
-    """The active version from the database, or the code default if none is stored."""
-    stored = await prompt_version_active(name=name)
-    if stored is None:
-        return DEFAULTS[name]
-    return Prompt(name=name, version=stored.version, text=stored.text)

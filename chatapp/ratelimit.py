@@ -14,10 +14,24 @@ from django.conf import settings
 from django.core.cache import cache
 
 KEY_PREFIX = "chat-rate:messages"
+SEEN_PREFIX = "chat-rate:seen"
+SEEN_SECONDS = 24 * 3600
 
 
 def _key(user_id: int, window_index: int) -> str:
     return f"{KEY_PREFIX}:{user_id}:{window_index}"
+
+
+async def message_first_seen(*, message_id: str) -> bool:
+    """True the first time a message id is sent: a retried request must not count twice.
+
+    Kept for a day, far longer than a browser retries; with Redis shared by every process."""
+    return bool(await cache.aadd(f"{SEEN_PREFIX}:{message_id}", 1, timeout=SEEN_SECONDS))
+
+
+async def message_refused(*, message_id: str) -> None:
+    """The message was not sent: sending it again later counts again."""
+    await cache.adelete(f"{SEEN_PREFIX}:{message_id}")
 
 
 async def message_send_wait(*, user_id: int) -> int:

@@ -5,22 +5,25 @@ from __future__ import annotations
 import uuid
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import OuterRef, Subquery
 
-from chatapp.models import Conversation, Message, PromptVersion
+from chatapp.models import Conversation, FullToolResult, Message
 from reviews.models import Approval
+from temporal_worker.contracts.errors import Code, NotFound
 
 
-class ConversationNotFound(Exception):
-    """Missing, or owned by someone else: callers answer 404 either way."""
+def conversation_not_found() -> NotFound:
+    return NotFound("No such conversation.", code=Code.CONVERSATION_NOT_FOUND)
 
 
 async def conversation_get_for_owner(
     *, user: AbstractBaseUser, conversation_id: uuid.UUID
 ) -> Conversation:
+    """Missing, or owned by someone else: NotFound either way (a 404 for pages)."""
     try:
         return await Conversation.objects.aget(id=conversation_id, owner_id=user.pk)
     except Conversation.DoesNotExist as err:
-        raise ConversationNotFound from err
+        raise conversation_not_found() from err
 
 
 async def conversation_list_for_owner(
@@ -31,7 +34,10 @@ async def conversation_list_for_owner(
 
 
 async def message_list(*, conversation: Conversation) -> list[Message]:
-    return [m async for m in Message.objects.filter(conversation=conversation).order_by("seq")]
+    """The transcript, each tool message with its whole result when it was truncated."""
+    full = FullToolResult.objects.filter(message_id=OuterRef("id")).values("content")[:1]
+    qs = Message.objects.filter(conversation=conversation).annotate(content_full=Subquery(full))
+    return [m async for m in qs.order_by("seq")]
 
 
 async def message_latest(*, conversation_id: str) -> Message | None:
@@ -39,7 +45,23 @@ async def message_latest(*, conversation_id: str) -> Message | None:
 
 
 async def message_get(*, message_id: uuid.UUID) -> Message | None:
-    return await Message.objects.filter(id=message_id).select_related("conversation").afirst()
+    full = FullToolResult.objects.filter(message_id=OuterRef("id")).values("content")[:1]
+    return (
+        await Message.objects.filter(id=message_id)
+        .annotate(content_full=Subquery(full))
+        .select_related("conversation")
+        .afirst()
+    )
+
+
+async def message_ids(*, conversation_id: str, ids: list[str]) -> set[str]:
+    """Which of these message ids the database already holds."""
+    return {
+        str(pk)
+        async for pk in Message.objects.filter(
+            conversation_id=conversation_id, id__in=ids
+        ).values_list("id", flat=True)
+    }
 
 
 async def approval_list_for_conversation(
@@ -59,13 +81,3 @@ async def approval_for_conversation(*, conversation_id: str, call_id: str) -> Ap
         .select_related("decided_by", "claimed_by")
         .afirst()
     )
-
-
-async def prompt_version_active(*, name: str) -> PromptVersion | None:
-    """Read before every LLM call, so an activation applies to the next one."""
-    active = PromptVersion.objects.filter(prompt__name=name, is_active=True)
-    # At most one version is active (a constraint), so no ORDER BY: afirst() would add
-    # one, a fifth of this read's cost.
-    async for version in active.select_related("prompt").order_by()[:1]:
-        return version
-    return None

@@ -7,13 +7,13 @@ from typing import Any
 from django.db import transaction
 
 from chatapp.models import Prompt, PromptVersion
-from temporal_worker.prompts import DEFAULTS
+from chatapp.prompts import DEFAULTS
 
 
 def prompts_seed_defaults(**_: Any) -> None:
     with transaction.atomic():
         for default in DEFAULTS.values():
-            prompt, _ = Prompt.objects.get_or_create(name=default.name)
+            prompt, _created = Prompt.objects.get_or_create(name=default.name)
             if not prompt.versions.exists():
                 PromptVersion.objects.create(
                     prompt=prompt,

@@ -1,4 +1,8 @@
-"""Chat pages and htmx endpoints. Thin: validate, call one service or selector, render."""
+"""Chat pages and htmx endpoints. Thin: validate, call one service or selector, render.
+
+A refusal or failure (`UserError`) that has no better place is rendered by
+config.errors: in the flash region for htmx, as an error page otherwise.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,31 @@ import uuid
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.contrib.auth.models import AbstractBaseUser
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
+from django_htmx.middleware import HtmxDetails
 
-from chatapp import selectors, services, temporal_client
+from chatapp import selectors, services
 from chatapp.forms import MessageForm, RenameForm
-from chatapp.models import Conversation
-from chatapp.selectors import ConversationNotFound
+from chatapp.models import Message
+from temporal_worker import client
+from temporal_worker.contracts.errors import Refused, UserError
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+async def _user(request: HttpRequest) -> AbstractBaseUser:
+    """The signed-in account (every view here is login_required)."""
+    user = await request.auser()
+    assert isinstance(user, AbstractBaseUser)
+    return user
 
 
 def _new_message_form(conversation_id: uuid.UUID, *, text: str = "") -> MessageForm:
@@ -25,17 +43,8 @@ def _new_message_form(conversation_id: uuid.UUID, *, text: str = "") -> MessageF
     )
 
 
-async def _conversation_or_404(request: HttpRequest, conversation_id: uuid.UUID) -> Conversation:
-    try:
-        return await selectors.conversation_get_for_owner(
-            user=await request.auser(), conversation_id=conversation_id
-        )
-    except ConversationNotFound as err:
-        raise Http404("No such conversation.") from err
-
-
 async def _page_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
-    user = await request.auser()
+    user = await _user(request)
     return {
         "conversations": await selectors.conversation_list_for_owner(user=user),
         **extra,
@@ -44,7 +53,7 @@ async def _page_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
 
 @require_GET
 @login_required
-async def home(request: HttpRequest) -> HttpResponse:
+async def home(request: HtmxHttpRequest) -> HttpResponse:
     conversation_id = uuid.uuid4()
     context = await _page_context(
         request, conversation=None, form=_new_message_form(conversation_id)
@@ -54,16 +63,20 @@ async def home(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-async def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
-    conversation = await _conversation_or_404(request, conversation_id)
+async def conversation_detail(request: HtmxHttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    conversation = await selectors.conversation_get_for_owner(
+        user=await _user(request), conversation_id=conversation_id
+    )
     live = None
     if not conversation.is_archived:
-        live = await temporal_client.conversation_live_state(conversation_id=str(conversation.id))
+        live = await client.conversation_live_state(conversation_id=str(conversation.id))
+    messages = await selectors.message_list(conversation=conversation)
     approvals = await selectors.approval_list_for_conversation(conversation=conversation)
     context = await _page_context(
         request,
         conversation=conversation,
-        messages=await selectors.message_list(conversation=conversation),
+        messages=messages,
+        unrecorded=_unrecorded_messages(conversation.id, messages, live),
         live=live,
         pending_approvals=[a for a in approvals if a.status == "pending"],
         approvals_by_call={a.call_id: a for a in approvals},
@@ -72,25 +85,49 @@ async def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) 
     return TemplateResponse(request, "chat/conversation.html", context)
 
 
+def _unrecorded_messages(
+    conversation_id: uuid.UUID, messages: list[Message], live: client.LiveState | None
+) -> list[Message]:
+    """Messages the workflow accepted that the database does not hold yet (queued behind
+    the turn in progress, or about to be recorded by the step that took them)."""
+    if live is None:
+        return []
+    recorded = {str(m.id) for m in messages}
+    shown = []
+    for pending in live.unrecorded:
+        if pending.id in recorded:
+            continue
+        message = Message(
+            id=uuid.UUID(pending.id),
+            conversation_id=conversation_id,
+            seq=pending.seq,
+            role=Message.Role.USER,
+            content=pending.text,
+        )
+        message.queued = pending.queued
+        shown.append(message)
+    return shown
+
+
 @require_POST
 @login_required
-async def message_send(request: HttpRequest) -> HttpResponse:
+async def message_send(request: HtmxHttpRequest) -> HttpResponse:
     form = MessageForm(request.POST)
     if not form.is_valid():
         return _composer_with_errors(request, form)
     data = form.cleaned_data
     try:
         sent = await services.message_send(
-            user=await request.auser(),
+            user=await _user(request),
             conversation_id=data["conversation_id"],
             message_id=data["message_id"],
             text=data["text"],
         )
-    except ConversationNotFound as err:
-        raise Http404("No such conversation.") from err
-    except (temporal_client.ChatRejected, temporal_client.TemporalUnavailable) as err:
-        form.add_error(None, str(err))
-        return _composer_with_errors(request, form)
+    except UserError as err:
+        if err.http_status == 404:
+            raise
+        # The text stays in the box, under the same message id: sending again is safe.
+        return _composer_with_errors(request, form, error=err)
 
     url = reverse("chat:conversation", args=[sent.conversation.id])
     if not request.htmx:
@@ -98,6 +135,8 @@ async def message_send(request: HttpRequest) -> HttpResponse:
     if request.htmx.current_url_abs_path != url:
         # The first message of a new conversation: open its page, which streams the reply.
         return HttpResponseClientRedirect(url)
+    # Answered after the reply in progress: marked as queued until its turn starts.
+    sent.message.queued = sent.accepted.queue_position > 0
     context = {
         "message": sent.message,
         "duplicate": sent.accepted.duplicate,
@@ -108,9 +147,13 @@ async def message_send(request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, "chat/_sent.html", context)
 
 
-def _composer_with_errors(request: HttpRequest, form: MessageForm) -> HttpResponse:
-    status = 422
-    response = TemplateResponse(request, "chat/_composer.html", {"form": form}, status=status)
+def _composer_with_errors(
+    request: HtmxHttpRequest, form: MessageForm, *, error: UserError | None = None
+) -> HttpResponse:
+    status = error.http_status if error is not None else 422
+    response = TemplateResponse(
+        request, "chat/_composer.html", {"form": form, "error": error}, status=status
+    )
     if request.htmx:
         # htmx ignores 4xx bodies unless told otherwise; show the errors in place.
         response.status_code = 200
@@ -120,62 +163,44 @@ def _composer_with_errors(request: HttpRequest, form: MessageForm) -> HttpRespon
 
 @require_POST
 @login_required
-async def answer_stop(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
-    try:
-        await services.answer_stop(user=await request.auser(), conversation_id=conversation_id)
-    except ConversationNotFound as err:
-        raise Http404("No such conversation.") from err
-    except (temporal_client.ChatRejected, temporal_client.TemporalUnavailable) as err:
-        return _flash(request, str(err))
-    return _flash(request, "Stopping…", level="info")
+async def answer_stop(request: HtmxHttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    await services.answer_stop(user=await _user(request), conversation_id=conversation_id)
+    return _flash(request, "Stopping…")
 
 
 @require_POST
 @login_required
 async def turn_retry(
-    request: HttpRequest, conversation_id: uuid.UUID, notice_id: uuid.UUID
+    request: HtmxHttpRequest, conversation_id: uuid.UUID, notice_id: uuid.UUID
 ) -> HttpResponse:
-    try:
-        await services.turn_retry(
-            user=await request.auser(), conversation_id=conversation_id, notice_id=notice_id
-        )
-    except ConversationNotFound as err:
-        raise Http404("No such conversation.") from err
-    except (temporal_client.ChatRejected, temporal_client.TemporalUnavailable) as err:
-        return _flash(request, str(err))
-    return _flash(request, "Trying again…", level="info")
+    await services.turn_retry(
+        user=await _user(request), conversation_id=conversation_id, notice_id=notice_id
+    )
+    return _flash(request, "Trying again…")
 
 
 @require_POST
 @login_required
 async def approval_withdraw(
-    request: HttpRequest, conversation_id: uuid.UUID, call_id: str
+    request: HtmxHttpRequest, conversation_id: uuid.UUID, call_id: str
 ) -> HttpResponse:
-    try:
-        await services.approval_withdraw(
-            user=await request.auser(), conversation_id=conversation_id, call_id=call_id
-        )
-    except ConversationNotFound as err:
-        raise Http404("No such conversation.") from err
-    except (temporal_client.ChatRejected, temporal_client.TemporalUnavailable) as err:
-        return _flash(request, str(err))
-    return _flash(request, "Withdrawn: the agent will not do it.", level="info")
+    await services.approval_withdraw(
+        user=await _user(request), conversation_id=conversation_id, call_id=call_id
+    )
+    return _flash(request, "Withdrawn: the agent will not do it.")
 
 
 @require_POST
 @login_required
-async def conversation_rename(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+async def conversation_rename(request: HtmxHttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
     form = RenameForm(request.POST)
     if not form.is_valid():
-        return _flash(request, "A title needs 1 to 120 characters.")
-    try:
-        conversation = await services.conversation_rename(
-            user=await request.auser(),
-            conversation_id=conversation_id,
-            title=form.cleaned_data["title"],
-        )
-    except ConversationNotFound as err:
-        raise Http404("No such conversation.") from err
+        raise Refused("A title needs 1 to 120 characters.")
+    conversation = await services.conversation_rename(
+        user=await _user(request),
+        conversation_id=conversation_id,
+        title=form.cleaned_data["title"],
+    )
     if not request.htmx:
         return redirect("chat:conversation", conversation.id)
     return TemplateResponse(
@@ -187,25 +212,16 @@ async def conversation_rename(request: HttpRequest, conversation_id: uuid.UUID) 
 
 @require_POST
 @login_required
-async def conversation_archive(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
-    try:
-        await services.conversation_archive(
-            user=await request.auser(), conversation_id=conversation_id
-        )
-    except ConversationNotFound as err:
-        raise Http404("No such conversation.") from err
-    except temporal_client.TemporalUnavailable as err:
-        return _flash(request, str(err))
+async def conversation_archive(
+    request: HtmxHttpRequest, conversation_id: uuid.UUID
+) -> HttpResponse:
+    await services.conversation_archive(user=await _user(request), conversation_id=conversation_id)
     if request.htmx:
         return HttpResponseClientRedirect(reverse("chat:home"))
     return redirect("chat:home")
 
 
-def _flash(request: HttpRequest, text: str, *, level: str = "error") -> HttpResponse:
-    response = TemplateResponse(request, "chat/_flash.html", {"text": text, "level": level})
+def _flash(request: HtmxHttpRequest, text: str) -> HttpResponse:
+    """What happened, in the page's flash region (an info message, not an error)."""
+    response = TemplateResponse(request, "errors/_flash.html", {"text": text, "level": "info"})
     return reswap(retarget(response, "#flash"), "outerHTML") if request.htmx else response
-
-
-@require_GET
-async def healthz(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"ok": True})

@@ -2,47 +2,31 @@
 
 The workflow's update validators are the authority (own request, claimed by someone
 else, stale arguments, already decided); these functions validate what they can
-first, then turn the workflow's refusals into messages a reviewer can act on.
+first (the same rules as the forms) and pass the workflow's refusals on as UserErrors.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
-import re
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.utils import timezone
 
-from chatapp import temporal_client
-from chatapp.temporal_client import ChatRejected
 from reviews import selectors
-from reviews.live import reviewers_push
 from reviews.models import Approval
-from temporal_worker.shared import (
+from temporal_worker import client
+from temporal_worker.contracts.approvals import (
     ApprovalClaimed,
     ApprovalDecided,
-    ClaimApproval,
     DecideApproval,
-    conversation_workflow_id,
+    decision_problem,
 )
-from temporal_worker.tools import shop_tools  # noqa: F401 - fills the registry
-from temporal_worker.tools.registry import TOOLS, ToolArgumentsError, canonical_arguments
+from temporal_worker.contracts.approvals import ClaimApproval as ClaimRequest
+from temporal_worker.contracts.errors import Code, Refused, UserError
+from temporal_worker.tools.registry import ToolArgumentsError, tool_registry
 
 BULK_CONCURRENCY = 16
-STALE_KINDS = ("AlreadyDecided", "UnknownApproval")
-_ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}:\d{2}|Z)?")
-
-
-class ReviewRejected(Exception):
-    """The decision or claim was refused; the message is meant for the reviewer."""
-
-    def __init__(self, message: str, kind: str = "") -> None:
-        super().__init__(message)
-        # The workflow validator's error type, or "InvalidArguments" / "Invalid" from here.
-        self.kind = kind
 
 
 @dataclass
@@ -58,6 +42,7 @@ class BulkItemResult:
     call_id: str
     ok: bool
     message: str
+    error: UserError | None = None
 
     @property
     def dom_id(self) -> str:
@@ -68,65 +53,60 @@ def reviewer_name(reviewer: AbstractBaseUser) -> str:
     return reviewer.get_username()
 
 
-def moment(when: dt.datetime) -> str:
-    """10:42 today, 2025-03-04 10:42 on another day (in the site's time zone)."""
-    local = timezone.localtime(when)
-    if local.date() == timezone.localdate():
-        return local.strftime("%H:%M")
-    return local.strftime("%Y-%m-%d %H:%M")
-
-
-def _readable_times(message: str) -> str:
-    return _ISO_DATETIME.sub(lambda m: moment(dt.datetime.fromisoformat(m.group(0))), message)
-
-
-async def _refusal(err: ChatRejected, *, conversation_id: str, call_id: str) -> ReviewRejected:
-    """A stale decision names who decided and when, from the audit mirror when it has it."""
-    if err.kind in STALE_KINDS:
-        mirror = await selectors.approval_get(conversation_id=conversation_id, call_id=call_id)
-        if mirror is not None and mirror.status != Approval.Status.PENDING and mirror.decided_at:
-            return ReviewRejected(
-                f"Already {mirror.status} by {mirror.decided_by_label} "
-                f"at {moment(mirror.decided_at)}.",
-                err.kind,
-            )
-    return ReviewRejected(_readable_times(str(err)), err.kind)
+async def _stale(err: UserError, *, conversation_id: str, call_id: str) -> UserError:
+    """An approval the workflow no longer knows: say who decided it and when, from the audit."""
+    if err.code != Code.UNKNOWN_APPROVAL:
+        return err
+    mirror = await selectors.approval_get(conversation_id=conversation_id, call_id=call_id)
+    if mirror is not None and mirror.status != Approval.Status.PENDING and mirror.decided_at:
+        return Refused(
+            "Already {outcome} by {by} at {at}.",
+            code=Code.ALREADY_DECIDED,
+            outcome=mirror.status,
+            by=mirror.decided_by_label,
+            at=mirror.decided_at,
+        )
+    return err
 
 
 async def _edited_arguments(*, conversation_id: str, call_id: str, raw: str) -> str:
-    """The reviewer's edit validated by the tool's own model, as canonical JSON.
+    """The reviewer's edit validated by the tool's own schema, as canonical JSON.
 
     "" when the edit is the same as the agent's arguments (nothing was changed).
     """
     try:
         parsed = json.loads(raw)
     except ValueError as err:
-        raise ReviewRejected(
-            f"The edited arguments are not valid JSON: {err}", "InvalidArguments"
+        raise Refused(
+            "The edited arguments are not valid JSON: {problem}",
+            code=Code.INVALID_ARGUMENTS,
+            problem=str(err),
         ) from err
     if not isinstance(parsed, dict):
-        raise ReviewRejected(
-            "The edited arguments must be a JSON object ({…}).", "InvalidArguments"
+        raise Refused(
+            "The edited arguments must be a JSON object ({{…}}).",
+            code=Code.INVALID_ARGUMENTS,
+            problem="not an object",
         )
     try:
-        pending = await temporal_client.approval_get(
-            conversation_id=conversation_id, call_id=call_id
-        )
-    except ChatRejected as err:
-        raise await _refusal(err, conversation_id=conversation_id, call_id=call_id) from err
+        pending = await client.approval_get(conversation_id=conversation_id, call_id=call_id)
+    except UserError as err:
+        raise await _stale(err, conversation_id=conversation_id, call_id=call_id) from err
     if pending is None:
-        raise await _refusal(
-            ChatRejected("No pending approval has this id.", "UnknownApproval"),
+        raise await _stale(
+            Refused("No pending approval has this id.", code=Code.UNKNOWN_APPROVAL),
             conversation_id=conversation_id,
             call_id=call_id,
         )
-    definition = TOOLS.get(pending.tool)
+    definition = tool_registry().get(pending.tool)
     if definition is None:
-        raise ReviewRejected(f"The tool {pending.tool!r} is no longer available.", "Invalid")
+        raise Refused(
+            "The tool {tool} is no longer available.", code=Code.INVALID, tool=pending.tool
+        )
     try:
-        canonical = canonical_arguments(definition.validate(raw))
+        canonical = definition.validate(raw).canonical
     except ToolArgumentsError as err:
-        raise ReviewRejected(str(err), "InvalidArguments") from err
+        raise Refused(str(err), code=Code.INVALID_ARGUMENTS) from err
     return "" if canonical == pending.arguments else canonical
 
 
@@ -142,18 +122,14 @@ async def approval_decide(
 ) -> ApprovalDecided:
     """Approve (optionally with edited arguments) or reject with a reason.
 
-    Raises ReviewRejected with the reason a reviewer can act on; TemporalUnavailable
-    passes through.
+    Raises a UserError with the reason a reviewer can act on.
     """
     reason = reason.strip()
-    if action not in ("approve", "reject"):
-        raise ReviewRejected("A decision is approve or reject.", "Invalid")
-    if action == "reject" and not reason:
-        raise ReviewRejected("A rejection needs a reason for the agent and the user.", "Invalid")
+    problem = decision_problem(action=action, reason=reason, edited_arguments=edited_arguments_json)
+    if problem:
+        raise Refused(problem, code=Code.INVALID)
     edited = ""
     if edited_arguments_json.strip():
-        if action != "approve":
-            raise ReviewRejected("Edited arguments can only be approved.", "Invalid")
         edited = await _edited_arguments(
             conversation_id=conversation_id, call_id=call_id, raw=edited_arguments_json
         )
@@ -167,37 +143,22 @@ async def approval_decide(
         edited_arguments=edited,
     )
     try:
-        return await temporal_client.approval_decide(
-            conversation_id=conversation_id, decision=decision
-        )
-    except ChatRejected as err:
-        raise await _refusal(err, conversation_id=conversation_id, call_id=call_id) from err
+        return await client.approval_decide(conversation_id=conversation_id, decision=decision)
+    except UserError as err:
+        raise await _stale(err, conversation_id=conversation_id, call_id=call_id) from err
 
 
 async def approval_claim(
     *, reviewer: AbstractBaseUser, conversation_id: str, call_id: str
 ) -> ApprovalClaimed:
-    """Claim a pending approval: the first claim wins, the others see who has it."""
-    claim = ClaimApproval(
-        call_id=call_id, reviewer_id=reviewer.pk, reviewer=reviewer_name(reviewer)
-    )
+    """Claim a pending approval: the first claim wins, the others see who has it.
+
+    The workflow records the claim for the audit and tells every open page."""
+    claim = ClaimRequest(call_id=call_id, reviewer_id=reviewer.pk, reviewer=reviewer_name(reviewer))
     try:
-        claimed = await temporal_client.approval_claim(conversation_id=conversation_id, claim=claim)
-    except ChatRejected as err:
-        raise await _refusal(err, conversation_id=conversation_id, call_id=call_id) from err
-    workflow_id = conversation_workflow_id(conversation_id)
-    mirror = Approval.objects.filter(workflow_id=workflow_id, call_id=call_id)
-    await mirror.aupdate(claimed_by=reviewer)
-    await reviewers_push(
-        {
-            "kind": "claimed",
-            "approval_id": await mirror.values_list("pk", flat=True).afirst(),
-            "call_id": call_id,
-            "workflow_id": workflow_id,
-            "claimed_by": claimed.claimed_by,
-        }
-    )
-    return claimed
+        return await client.approval_claim(conversation_id=conversation_id, claim=claim)
+    except UserError as err:
+        raise await _stale(err, conversation_id=conversation_id, call_id=call_id) from err
 
 
 async def approvals_bulk_decide(
@@ -217,8 +178,8 @@ async def approvals_bulk_decide(
                     reason=reason,
                     arguments_hash=item.arguments_hash,
                 )
-            except (ReviewRejected, temporal_client.TemporalUnavailable) as err:
-                return BulkItemResult(item.conversation_id, item.call_id, False, str(err))
+            except UserError as err:
+                return BulkItemResult(item.conversation_id, item.call_id, False, str(err), err)
         return BulkItemResult(
             item.conversation_id, item.call_id, True, decided.outcome.capitalize()
         )

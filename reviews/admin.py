@@ -2,10 +2,26 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from chatapp.admin import ReadOnlyMirrorMixin, temporal_ui_link
 from reviews.models import Approval, ApprovalPolicy
+from temporal_worker import client
+
+
+def temporal_ui_link(workflow_id: str) -> SafeString:
+    url = client.workflow_ui_url(workflow_id)
+    return format_html('<a href="{}" target="_blank" rel="noopener">{} ↗</a>', url, workflow_id)
+
+
+class ReadOnlyMirrorMixin:
+    """Rows that mirror workflow state: the workflow history is the record, not this table."""
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 @admin.register(ApprovalPolicy)

@@ -1,4 +1,8 @@
-"""The reviewers' websocket: the dashboard's rows, kept live as approvals come and go."""
+"""The reviewers' websocket: the dashboard's rows, kept live as approvals come and go.
+
+Channels dispatches each approval event (temporal_worker.contracts.events) to the
+method named after its type.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,17 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 
-from chatapp import temporal_client
-from chatapp.temporal_client import ChatRejected, TemporalUnavailable
 from reviews import selectors
-from reviews.live import REVIEWERS_GROUP
 from reviews.selectors import ApprovalRow
-from temporal_worker.shared import conversation_id_from_workflow_id
+from temporal_worker import client
+from temporal_worker.contracts.errors import UserError
+from temporal_worker.contracts.events import (
+    REVIEWERS_GROUP,
+    ApprovalClaimedEvent,
+    ApprovalDecidedEvent,
+    ApprovalRemindedEvent,
+    ApprovalRequestedEvent,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -23,12 +32,6 @@ REVIEW_PERMISSION = "reviews.review_approvals"
 # Close codes sent before accept() become an HTTP 403 on the handshake.
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
-# The part of a row each event refreshes.
-LIVE_KINDS = {
-    "requested": "reviews/_approval_row.html",
-    "claimed": "reviews/_claim_state.html",
-    "reminder": "reviews/_deadline.html",
-}
 
 
 class ReviewersConsumer(AsyncWebsocketConsumer):
@@ -55,44 +58,58 @@ class ReviewersConsumer(AsyncWebsocketConsumer):
         # Server-to-client only: decisions go through the POST endpoints.
         return
 
-    async def review_event(self, event: dict[str, Any]) -> None:
-        html = await self._render(event)
-        if html:
-            await self.send(text_data=html)
+    # --- live events -----------------------------------------------------------------
+    # Rows are marked (and hidden), never replaced or deleted: a reviewer's request in
+    # flight from a row's form needs its element in the page to show the answer.
 
-    async def _render(self, event: dict[str, Any]) -> str:
-        kind = event.get("kind")
-        conversation_id = conversation_id_from_workflow_id(str(event.get("workflow_id", "")))
-        call_id = str(event.get("call_id", ""))
-        dom_id = selectors.approval_dom_id(conversation_id=conversation_id, call_id=call_id)
-        # Rows are marked (and hidden), never replaced or deleted: a reviewer's request in
-        # flight from a row's form needs its element in the page to show the answer.
-        decided = render_to_string(
-            "reviews/_row_state.html", {"dom_id": dom_id, "decided": True, "oob": True}
+    async def approval_requested(self, message: dict[str, Any]) -> None:
+        event = ApprovalRequestedEvent.from_message(message)
+        row = await self._row(event.conversation_id, event.call_id)
+        if row is None:
+            return  # decided (or gone) before we asked
+        inserted = render_to_string(
+            "reviews/_approval_row.html", {"row": row, **self.viewer, "fresh": True}
         )
-        if kind == "decided":
-            return decided
-        if kind not in LIVE_KINDS:
-            logger.debug("ignoring review event of kind %s", kind)
-            return ""
+        # The HTML parser keeps a <tr> only inside a table element; a copy the page
+        # loaded meanwhile is dropped by reviews.js (the newest stays).
+        await self.send(
+            text_data=format_html(
+                '<tbody hx-swap-oob="beforeend:#approval-rows">{}</tbody>', inserted
+            )
+        )
+
+    async def approval_claimed(self, message: dict[str, Any]) -> None:
+        event = ApprovalClaimedEvent.from_message(message)
+        await self._refresh(event.conversation_id, event.call_id, "reviews/_claim_state.html")
+
+    async def approval_reminded(self, message: dict[str, Any]) -> None:
+        event = ApprovalRemindedEvent.from_message(message)
+        await self._refresh(event.conversation_id, event.call_id, "reviews/_deadline.html")
+
+    async def approval_decided(self, message: dict[str, Any]) -> None:
+        event = ApprovalDecidedEvent.from_message(message)
+        await self.send(text_data=self._decided(event.conversation_id, event.call_id))
+
+    async def _refresh(self, conversation_id: str, call_id: str, template: str) -> None:
         row = await self._row(conversation_id, call_id)
         if row is None:
-            # Decided (or gone) before we asked.
-            return "" if kind == "requested" else decided
-        context = {"row": row, **self.viewer}
-        if kind == "requested":
-            inserted = render_to_string("reviews/_approval_row.html", {**context, "fresh": True})
-            # The HTML parser keeps a <tr> only inside a table element; a copy the page
-            # loaded meanwhile is dropped by reviews.js (the newest stays).
-            return format_html('<tbody hx-swap-oob="beforeend:#approval-rows">{}</tbody>', inserted)
-        return render_to_string(LIVE_KINDS[kind], {**context, "oob": True})
+            await self.send(text_data=self._decided(conversation_id, call_id))
+            return
+        await self.send(
+            text_data=render_to_string(template, {"row": row, **self.viewer, "oob": True})
+        )
+
+    @staticmethod
+    def _decided(conversation_id: str, call_id: str) -> str:
+        dom_id = selectors.approval_dom_id(conversation_id=conversation_id, call_id=call_id)
+        return render_to_string(
+            "reviews/_row_state.html", {"dom_id": dom_id, "decided": True, "oob": True}
+        )
 
     async def _row(self, conversation_id: str, call_id: str) -> ApprovalRow | None:
         try:
-            pending = await temporal_client.approval_get(
-                conversation_id=conversation_id, call_id=call_id
-            )
-        except (ChatRejected, TemporalUnavailable) as err:
+            pending = await client.approval_get(conversation_id=conversation_id, call_id=call_id)
+        except UserError as err:
             logger.info("approval %s/%s not readable: %s", conversation_id, call_id, err)
             return None
         if pending is None:

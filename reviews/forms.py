@@ -7,6 +7,7 @@ from django import forms
 
 from reviews.actions import BulkItem
 from reviews.models import Approval
+from temporal_worker.contracts.approvals import EDITS_ONLY_WITH_APPROVE, decision_problem
 
 REASON_MAX_CHARS = 1000
 EDITED_ARGUMENTS_MAX_CHARS = 20000
@@ -14,33 +15,34 @@ BULK_MAX_ITEMS = 100
 # Approval.call_id's column; a hash is a hex sha256 at most.
 CALL_ID_MAX_CHARS = 100
 ARGUMENTS_HASH_MAX_CHARS = 64
-REJECT_NEEDS_REASON = "A rejection needs a reason for the agent and the user."
 
 
-class _ReasonRequiredOnReject(forms.Form):
+class _Decision(forms.Form):
     action = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
     reason = forms.CharField(required=False, max_length=REASON_MAX_CHARS, strip=True)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if data.get("action") == "reject" and not data.get("reason"):
-            self.add_error("reason", REJECT_NEEDS_REASON)
+        edited = str(data.get("edited_arguments") or "")
+        problem = decision_problem(
+            action=str(data.get("action") or "approve"),
+            reason=str(data.get("reason") or ""),
+            edited_arguments=edited,
+        )
+        if problem:
+            self.add_error(
+                "edited_arguments" if problem == EDITS_ONLY_WITH_APPROVE else "reason", problem
+            )
         return data
 
 
-class DecisionForm(_ReasonRequiredOnReject):
+class DecisionForm(_Decision):
     """One decision; `arguments_hash` names the arguments the reviewer saw."""
 
     arguments_hash = forms.CharField(max_length=ARGUMENTS_HASH_MAX_CHARS)
     edited_arguments = forms.CharField(
         required=False, max_length=EDITED_ARGUMENTS_MAX_CHARS, strip=False, widget=forms.Textarea
     )
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        if data.get("edited_arguments", "").strip() and data.get("action") != "approve":
-            self.add_error("edited_arguments", "Edited arguments can only be approved.")
-        return data
 
 
 class BulkItemsField(forms.Field):
@@ -72,7 +74,7 @@ class BulkItemsField(forms.Field):
             raise forms.ValidationError(f"Select at most {BULK_MAX_ITEMS} requests at once.")
 
 
-class BulkDecisionForm(_ReasonRequiredOnReject):
+class BulkDecisionForm(_Decision):
     item = BulkItemsField()
 
 

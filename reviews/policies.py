@@ -6,7 +6,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from reviews.models import ApprovalPolicy
-from temporal_worker.shared import ApprovalRule, ToolKind
+from temporal_worker.contracts.approvals import ApprovalRule
+from temporal_worker.contracts.tools import ToolKind
 
 DEFAULT_DEADLINE_SECONDS = 24 * 3600
 
@@ -51,3 +52,14 @@ def _exceeds(value: Any, threshold: Decimal | None) -> bool:
     except (InvalidOperation, ValueError):
         # An argument we cannot compare is treated as over the threshold: ask a human.
         return True
+
+
+class PolicyTable:
+    """Implements `temporal_worker.ports.ApprovalPolicies` with the admin's policy table."""
+
+    async def rule_for(
+        self, *, tool: str, kind: ToolKind, threshold_argument: str | None, arguments: Any
+    ) -> ApprovalRule | None:
+        return await approval_rule_for(
+            tool=tool, kind=kind, threshold_argument=threshold_argument, arguments=arguments
+        )

@@ -8,16 +8,17 @@ import re
 import uuid
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db.models import Model
 from django.urls import reverse
 from django.utils import timezone
 
-from chatapp.models import Conversation
 from reviews.models import Approval
-from temporal_worker.shared import PendingApproval, conversation_workflow_id
+from temporal_worker import client
+from temporal_worker.contracts.approvals import PendingApproval
+from temporal_worker.contracts.conversation import conversation_workflow_id
 
 HISTORY_LIMIT = 200
 _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_-]")
@@ -27,13 +28,6 @@ def approval_dom_id(*, conversation_id: str, call_id: str) -> str:
     """The row's element id. Call ids are only unique per conversation (the scripted
     model derives them from the transcript), so the conversation is part of it."""
     return f"approval-{conversation_id}-{_UNSAFE_ID_CHARS.sub('_', call_id)}"
-
-
-def temporal_ui_url(workflow_id: str) -> str:
-    return (
-        f"{settings.TEMPORAL_UI_URL}/namespaces/{settings.TEMPORAL_NAMESPACE}"
-        f"/workflows/{workflow_id}"
-    )
 
 
 @dataclass
@@ -72,7 +66,7 @@ class ApprovalRow:
 
     @property
     def workflow_url(self) -> str:
-        return temporal_ui_url(self.workflow_id)
+        return client.workflow_ui_url(self.workflow_id)
 
     @property
     def bulk_value(self) -> str:
@@ -149,9 +143,11 @@ async def approval_rows(*, items: list[PendingApproval]) -> list[ApprovalRow]:
         .objects.filter(pk__in=requester_ids)
         .values_list("pk", "username")
     }
+    # Approvals belong to conversations (the foreign key names the chat app's model).
+    conversations = cast(type[Model], Approval.conversation.field.related_model)._default_manager
     titles = {
         str(pk): title
-        async for pk, title in Conversation.objects.filter(pk__in=conversation_ids).values_list(
+        async for pk, title in conversations.filter(pk__in=conversation_ids).values_list(
             "pk", "title"
         )
     }
@@ -256,7 +252,7 @@ def history_entries(approvals: list[Approval]) -> list[HistoryEntry]:
             edited_arguments_pretty=""
             if a.edited_arguments is None
             else pretty_json_value(a.edited_arguments),
-            workflow_url=temporal_ui_url(a.workflow_id),
+            workflow_url=client.workflow_ui_url(a.workflow_id),
         )
         for a in approvals
     ]

@@ -13,35 +13,49 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.models import AbstractUser
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
+from django_htmx.middleware import HtmxDetails
 
-from chatapp import temporal_client
-from chatapp.temporal_client import ChatRejected, TemporalUnavailable
 from reviews import actions, selectors
-from reviews.actions import ReviewRejected
 from reviews.forms import BulkDecisionForm, DecisionForm, HistoryFilterForm
-from temporal_worker.shared import ApprovalDecided, conversation_workflow_id
+from temporal_worker import client
+from temporal_worker.contracts.approvals import ApprovalDecided
+from temporal_worker.contracts.conversation import conversation_workflow_id
+from temporal_worker.contracts.errors import Refused, Unavailable, UserError
 
 logger = logging.getLogger(__name__)
 
 REVIEW_PERMISSION = "reviews.review_approvals"
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+async def _reviewer(request: HttpRequest) -> AbstractUser:
+    """The signed-in reviewer (every view here requires the review permission)."""
+    user = await request.auser()
+    assert isinstance(user, AbstractUser)
+    return user
+
+
 # The detail page's result box; a dashboard row's is "<row id>-result".
 DETAIL_RESULT_ID = "decision-result"
-UNAVAILABLE = "The agent service is unavailable; try again in a moment."
 OUTCOME_LABEL = {"approved": "Approved", "rejected": "Rejected", "withdrawn": "Withdrawn"}
 
 
-def _first_error(form: DecisionForm | BulkDecisionForm) -> str:
+def _first_error(form: DecisionForm | BulkDecisionForm) -> Refused:
     for errors in form.errors.values():
-        return str(errors[0])
-    return "The request is invalid; reload and try again."
+        return Refused(str(errors[0]))
+    return Refused("The request is invalid; reload and try again.")
 
 
-def _result_id(request: HttpRequest, dom_id: str) -> str:
+def _result_id(request: HtmxHttpRequest, dom_id: str) -> str:
     """Where a result goes: the row's result cell, or the detail page's box."""
     target = request.htmx.target if request.htmx else None
     from_row = target in (f"{dom_id}-result", f"{dom_id}-claim")
@@ -49,10 +63,10 @@ def _result_id(request: HttpRequest, dom_id: str) -> str:
 
 
 def _result(
-    request: HttpRequest,
+    request: HtmxHttpRequest,
     *,
     result_id: str,
-    error: str = "",
+    error: UserError | None = None,
     decided: ApprovalDecided | None = None,
     message: str = "",
 ) -> HttpResponse:
@@ -71,20 +85,22 @@ def _result(
     return reswap(retarget(response, f"#{result_id}"), "outerHTML")
 
 
-async def _viewer_context(request: HttpRequest) -> dict[str, Any]:
-    user = await request.auser()
+async def _viewer_context(request: HtmxHttpRequest) -> dict[str, Any]:
+    user = await _reviewer(request)
     return {"viewer_id": user.pk, "viewer_is_staff": user.is_staff}
 
 
 @require_GET
 @login_required
 @permission_required(REVIEW_PERMISSION, raise_exception=True)
-async def dashboard(request: HttpRequest) -> HttpResponse:
-    listing: temporal_client.PendingListing | None = None
+async def dashboard(request: HtmxHttpRequest) -> HttpResponse:
+    listing: client.PendingListing | None = None
+    error: UserError | None = None
     try:
-        listing = await temporal_client.approvals_pending_list()
-    except Exception:  # the page still renders and says why the list is empty
-        logger.exception("listing pending approvals failed")
+        listing = await client.approvals_pending_list()
+    except Exception as err:  # the page still renders and says why the list is empty
+        logger.warning("listing pending approvals failed: %s: %s", type(err).__name__, err)
+        error = Unavailable("The agent service is unavailable; try again in a moment.")
     items = listing.items if listing else []
     # The oldest first (closest to their deadline); a page of thousands of rows with
     # three forms each would be slow to render and to use.
@@ -93,24 +109,22 @@ async def dashboard(request: HttpRequest) -> HttpResponse:
         "rows": rows,
         "hidden_count": len(items) - len(rows),
         "listing": listing,
-        "error": "" if listing else UNAVAILABLE,
+        "error": error,
         **await _viewer_context(request),
     }
     return TemplateResponse(request, "reviews/dashboard.html", context)
 
 
 async def _detail_context(
-    request: HttpRequest, conversation_id: uuid.UUID, call_id: str
+    request: HtmxHttpRequest, conversation_id: uuid.UUID, call_id: str
 ) -> dict[str, Any]:
-    error = ""
+    error: UserError | None = None
     try:
-        pending = await temporal_client.approval_get(
-            conversation_id=str(conversation_id), call_id=call_id
-        )
-    except ChatRejected:
+        pending = await client.approval_get(conversation_id=str(conversation_id), call_id=call_id)
+    except Unavailable as err:
+        pending, error = None, err
+    except UserError:
         pending = None
-    except TemporalUnavailable as err:
-        pending, error = None, str(err)
     mirror = await selectors.approval_get(conversation_id=str(conversation_id), call_id=call_id)
     if pending is None and mirror is None and not error:
         raise Http404("No approval has this id.")
@@ -127,7 +141,7 @@ async def _detail_context(
         "call_id": call_id,
         "dom_id": selectors.approval_dom_id(conversation_id=str(conversation_id), call_id=call_id),
         "result_id": DETAIL_RESULT_ID,
-        "workflow_url": selectors.temporal_ui_url(conversation_workflow_id(str(conversation_id))),
+        "workflow_url": client.workflow_ui_url(conversation_workflow_id(str(conversation_id))),
         **await _viewer_context(request),
     }
 
@@ -136,7 +150,7 @@ async def _detail_context(
 @login_required
 @permission_required(REVIEW_PERMISSION, raise_exception=True)
 async def approval_detail(
-    request: HttpRequest, conversation_id: uuid.UUID, call_id: str
+    request: HtmxHttpRequest, conversation_id: uuid.UUID, call_id: str
 ) -> HttpResponse:
     context = await _detail_context(request, conversation_id, call_id)
     return TemplateResponse(request, "reviews/detail.html", context)
@@ -146,12 +160,12 @@ async def approval_detail(
 @login_required
 @permission_required(REVIEW_PERMISSION, raise_exception=True)
 async def approval_decide(
-    request: HttpRequest, conversation_id: uuid.UUID, call_id: str
+    request: HtmxHttpRequest, conversation_id: uuid.UUID, call_id: str
 ) -> HttpResponse:
     dom_id = selectors.approval_dom_id(conversation_id=str(conversation_id), call_id=call_id)
     result_id = _result_id(request, dom_id)
     form = DecisionForm(request.POST)
-    error = ""
+    error: UserError | None = None
     decided = None
     if not form.is_valid():
         error = _first_error(form)
@@ -159,7 +173,7 @@ async def approval_decide(
         data = form.cleaned_data
         try:
             decided = await actions.approval_decide(
-                reviewer=await request.auser(),
+                reviewer=await _reviewer(request),
                 conversation_id=str(conversation_id),
                 call_id=call_id,
                 action=data["action"],
@@ -167,8 +181,8 @@ async def approval_decide(
                 arguments_hash=data["arguments_hash"],
                 edited_arguments_json=data["edited_arguments"],
             )
-        except (ReviewRejected, TemporalUnavailable) as err:
-            error = str(err)
+        except UserError as err:
+            error = err
     if not request.htmx:
         if decided is not None:
             return redirect("reviews:detail", conversation_id, call_id)
@@ -195,21 +209,21 @@ async def approval_decide(
 @login_required
 @permission_required(REVIEW_PERMISSION, raise_exception=True)
 async def approval_claim(
-    request: HttpRequest, conversation_id: uuid.UUID, call_id: str
+    request: HtmxHttpRequest, conversation_id: uuid.UUID, call_id: str
 ) -> HttpResponse:
     dom_id = selectors.approval_dom_id(conversation_id=str(conversation_id), call_id=call_id)
     result_id = _result_id(request, dom_id)
-    reviewer = await request.auser()
+    reviewer = await _reviewer(request)
     try:
         claimed = await actions.approval_claim(
             reviewer=reviewer, conversation_id=str(conversation_id), call_id=call_id
         )
-    except (ReviewRejected, TemporalUnavailable) as err:
+    except UserError as err:
         if not request.htmx:
             context = await _detail_context(request, conversation_id, call_id)
-            context.update(result_error=str(err))
+            context.update(result_error=err)
             return TemplateResponse(request, "reviews/detail.html", context, status=422)
-        return _result(request, result_id=result_id, error=str(err))
+        return _result(request, result_id=result_id, error=err)
     if not request.htmx:
         return redirect("reviews:detail", conversation_id, call_id)
     if result_id == DETAIL_RESULT_ID:
@@ -223,15 +237,15 @@ async def approval_claim(
 @require_POST
 @login_required
 @permission_required(REVIEW_PERMISSION, raise_exception=True)
-async def approvals_bulk_decide(request: HttpRequest) -> HttpResponse:
+async def approvals_bulk_decide(request: HtmxHttpRequest) -> HttpResponse:
     form = BulkDecisionForm(request.POST)
-    context: dict[str, Any] = {"results": [], "error": ""}
+    context: dict[str, Any] = {"results": [], "error": None}
     if not form.is_valid():
         context["error"] = _first_error(form)
     else:
         data = form.cleaned_data
         results = await actions.approvals_bulk_decide(
-            reviewer=await request.auser(),
+            reviewer=await _reviewer(request),
             items=data["item"],
             action=data["action"],
             reason=data["reason"],
@@ -253,7 +267,7 @@ async def approvals_bulk_decide(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 @permission_required(REVIEW_PERMISSION, raise_exception=True)
-async def approval_history(request: HttpRequest) -> HttpResponse:
+async def approval_history(request: HtmxHttpRequest) -> HttpResponse:
     form = HistoryFilterForm(request.GET or None, tools=await selectors.approval_tool_names())
     entries: list[selectors.HistoryEntry] = []
     if not form.is_bound:

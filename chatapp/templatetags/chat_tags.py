@@ -3,11 +3,11 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
-from django.conf import settings
 from django.utils.safestring import SafeString, mark_safe
 
 from chatapp.rendering import markdown_to_html
-from temporal_worker.shared import conversation_workflow_id
+from temporal_worker import client
+from temporal_worker.contracts.conversation import conversation_workflow_id
 
 register = template.Library()
 
@@ -27,7 +27,4 @@ def get_item(mapping: dict[str, Any] | None, key: str) -> Any:
 def temporal_run_url(message: Any) -> str:
     """The Temporal Web UI page of the workflow run that produced `message`."""
     workflow_id = conversation_workflow_id(str(message.conversation_id))
-    return (
-        f"{settings.TEMPORAL_UI_URL}/namespaces/{settings.TEMPORAL_NAMESPACE}"
-        f"/workflows/{workflow_id}/{message.run_id}/history"
-    )
+    return client.workflow_ui_url(workflow_id, message.run_id)

@@ -46,6 +46,15 @@
     }
   });
 
+  // Times in pages and messages read in the reader's time zone (config.errors).
+  function rememberTimeZone() {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone && document.cookie.indexOf("tz=" + encodeURIComponent(zone)) < 0) {
+      document.cookie = "tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; SameSite=Lax";
+    }
+  }
+  rememberTimeZone();
+
   document.addEventListener("DOMContentLoaded", function () {
     addCopyButtons(document);
     scrollToEnd();
