@@ -4,7 +4,8 @@ PostgreSQL (initdb into a temporary folder, as a non-root user), Redis, a Tempor
 server, the scripted model, N workers (`python -m temporal_worker`) and M daphne web
 processes, all on free loopback ports, configured only through the environment
 (DEBUG=False, DATABASE_URL, REDIS_URL, TEMPORAL_ADDRESS, SECRET_KEY, ALLOWED_HOSTS,
-LOG_FORMAT=json). `migrate`, `collectstatic` and `seed_demo` run first.
+LOG_FORMAT=json). `migrate`, `collectstatic` and `seed_demo` run first. The processes
+start, wait and stop through config/processes.py.
 
     .venv/bin/python scripts/prod_stack.py [--workers 2] [--webs 2]   # until Ctrl-C
 
@@ -14,7 +15,8 @@ From Python (tests/production, bench/load.py):
         prod.web_urls   # ["http://127.0.0.1:PORT", ...]
 
 The web processes sit where a TLS-terminating proxy would forward to: clients send
-`X-Forwarded-Proto: https` (see `PROXY_HEADERS`), or Django redirects them to HTTPS.
+`X-Forwarded-Proto: https` (scripts/chat_client.py does), or Django redirects them to
+HTTPS.
 """
 
 from __future__ import annotations
@@ -40,19 +42,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import stamina
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from chatapp import stack  # noqa: E402
+from config import processes  # noqa: E402
+from config.processes import Child  # noqa: E402
 
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 20.0
 DB_NAME = "chat"
 DB_USER = "chat"
 DEMO_PASSWORD = "demo-pass-123"
-# What the proxy in front of daphne adds to every request it forwards.
-PROXY_HEADERS = {"X-Forwarded-Proto": "https"}
 PG_SERVER_OPTIONS = {
     "listen_addresses": "127.0.0.1",
     "unix_socket_directories": "",
@@ -63,21 +66,13 @@ PG_SERVER_OPTIONS = {
     "max_connections": "600",
     "shared_buffers": "64MB",
 }
+# Stopped in this order: web first (no new work), then the workers (they finish their
+# in-flight work), then the servers.
+STOP_ORDER = (("web-",), ("worker-",), ("model", "temporal", "redis"), ("postgres",))
 
 
-class ProdStackError(stack.StackError):
+class ProdStackError(processes.StackError):
     pass
-
-
-@dataclass
-class Child:
-    name: str
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
 
 
 @dataclass
@@ -105,7 +100,7 @@ class ProductionStack:
 
     def named(self, prefix: str) -> list[Child]:
         """The running children whose name starts with `prefix`."""
-        return [c for c in self.children if c.name.startswith(prefix) and c.proc.poll() is None]
+        return [c for c in self.children if c.name.startswith(prefix) and c.running()]
 
     @property
     def workers(self) -> list[Child]:
@@ -133,13 +128,9 @@ class ProductionStack:
         """Start one more worker process and wait until Temporal sees it polling."""
         started = [c for c in self.children if c.name.startswith("worker-")]
         number = 1 + max((int(c.name.split("-")[1]) for c in started), default=0)
-        child = _start(
-            f"worker-{number}",
-            [sys.executable, "-m", "temporal_worker"],
-            log_dir=self.log_dir,
-            env=self.env,
-        )
+        child = _worker(number, log_dir=self.log_dir, env=self.env)
         self.children.append(child)
+        child.start()
         identity = f"{child.pid}@{socket.gethostname()}"
         asyncio.run(_wait_workers(self.temporal_address, self.task_queue, {identity}, [child]))
         return child
@@ -191,35 +182,32 @@ def _pg_account() -> pwd.struct_passwd | None:
         ) from None
 
 
+def _as_account(account: pwd.struct_passwd | None) -> dict[str, Any]:
+    """subprocess arguments that run a command as `account` (nothing when None)."""
+    if account is None:
+        return {}
+    return {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+
+
 # --- child processes --------------------------------------------------------------
 
 
-def _start(
-    name: str,
-    command: Sequence[str],
-    *,
-    log_dir: Path,
-    env: Mapping[str, str] | None = None,
-    account: pwd.struct_passwd | None = None,
-) -> Child:
-    log_path = log_dir / f"{name}.log"
-    if account is None:
-        proc = stack.process_start(command, log_path=log_path, cwd=ROOT, env=env)
-    else:
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen(
-                list(command),
-                cwd="/",
-                env={**os.environ, **(env or {}), "HOME": account.pw_dir},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                user=account.pw_uid,
-                group=account.pw_gid,
-                extra_groups=[],
-            )
-    return Child(name=name, proc=proc, log_path=log_path)
+def _child(name: str, command: Sequence[str], *, log_dir: Path, **options: Any) -> Child:
+    options.setdefault("cwd", ROOT)
+    return Child(
+        name=name,
+        command=command,
+        log_path=log_dir / f"{name}.log",
+        start_timeout=START_TIMEOUT_SECONDS,
+        stop_timeout=STOP_TIMEOUT_SECONDS,
+        **options,
+    )
+
+
+def _worker(number: int, *, log_dir: Path, env: Mapping[str, str]) -> Child:
+    return _child(
+        f"worker-{number}", [sys.executable, "-m", "temporal_worker"], log_dir=log_dir, env=env
+    )
 
 
 def _run(
@@ -227,20 +215,12 @@ def _run(
     *,
     log_path: Path,
     account: pwd.struct_passwd | None = None,
-    env: Mapping[str, str] | None = None,
     timeout: float = 120.0,
 ) -> None:
+    """Run a one-off command (initdb) to its end, output appended to `log_path`."""
     with log_path.open("ab") as log:
         log.write(f"\n--- {' '.join(command)}\n".encode())
         log.flush()
-        kwargs: dict[str, object] = {}
-        if account is not None:
-            kwargs = {
-                "user": account.pw_uid,
-                "group": account.pw_gid,
-                "extra_groups": [],
-                "cwd": "/",
-            }
         completed = subprocess.run(
             list(command),
             stdin=subprocess.DEVNULL,
@@ -248,12 +228,12 @@ def _run(
             stderr=subprocess.STDOUT,
             timeout=timeout,
             check=False,
-            env={**os.environ, **(env or {})},
-            **kwargs,  # type: ignore[arg-type]
+            cwd="/" if account is not None else None,
+            **_as_account(account),
         )
     if completed.returncode != 0:
         raise ProdStackError(
-            f"{command[0]} failed ({completed.returncode}):\n{stack.log_tail(log_path, 30)}"
+            f"{command[0]} failed ({completed.returncode}):\n{processes.log_tail(log_path, 30)}"
         )
 
 
@@ -280,46 +260,24 @@ def _manage(
     return completed.stdout
 
 
-def _signal(child: Child, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.proc.pid, signum)
-
-
-def _stop(
-    children: Sequence[Child], signum: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT_SECONDS
-) -> dict[str, int]:
-    """Signal every child's process group, wait, SIGKILL what is left; exit codes by name."""
-    for child in children:
-        if child.proc.poll() is None:
-            _signal(child, signum)
-    deadline = time.monotonic() + timeout
-    codes: dict[str, int] = {}
-    for child in children:
-        try:
-            codes[child.name] = child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            _signal(child, signal.SIGKILL)
-            codes[child.name] = child.proc.wait()
-    return codes
-
-
 def _note(log_dir: Path, text: str) -> None:
     with (log_dir / "stack.log").open("a") as log:
         log.write(f"{time.strftime('%H:%M:%S')} {text}\n")
 
 
-# --- readiness ------------------------------------------------------------------
+# --- readiness beyond an open port ---------------------------------------------------
 
 
-def _wait_postgres(port: int, password: str, child: Child) -> None:
+def _database_create(port: int, password: str) -> None:
+    """CREATE DATABASE, trying again while PostgreSQL listens but still starts up."""
     import psycopg
 
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while True:
-        if child.proc.poll() is not None:
-            raise ProdStackError(f"postgres exited:\n{stack.log_tail(child.log_path, 30)}")
-        try:
-            with psycopg.connect(
+    for attempt in stamina.retry_context(
+        on=psycopg.OperationalError, attempts=None, timeout=START_TIMEOUT_SECONDS
+    ):
+        with (
+            attempt,
+            psycopg.connect(
                 host="127.0.0.1",
                 port=port,
                 user=DB_USER,
@@ -327,20 +285,14 @@ def _wait_postgres(port: int, password: str, child: Child) -> None:
                 dbname="postgres",
                 connect_timeout=2,
                 autocommit=True,
-            ) as conn:
-                conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-            return
-        except psycopg.OperationalError as err:
-            if time.monotonic() > deadline:
-                raise ProdStackError(f"PostgreSQL did not accept connections: {err}") from err
-            time.sleep(0.2)
+            ) as conn,
+        ):
+            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
 
 
-async def _wait_temporal(address: str, child: Child) -> None:
-    client = await stack.temporal_connect(
-        address, wait_seconds=START_TIMEOUT_SECONDS, proc=child.proc
-    )
-    await stack.search_attributes_ensure(client, "default")
+async def _wait_temporal(address: str) -> None:
+    client = await processes.temporal_connect(address, wait_seconds=START_TIMEOUT_SECONDS)
+    await processes.search_attributes_ensure(client, "default")
 
 
 async def _wait_workers(
@@ -351,15 +303,13 @@ async def _wait_workers(
     from temporalio.api.taskqueue.v1 import TaskQueue
     from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
-    client = await stack.temporal_connect(address, wait_seconds=10)
+    client = await processes.temporal_connect(address, wait_seconds=10)
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     kinds = (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
     while True:
         for worker in workers:
-            if worker.proc.poll() is not None:
-                raise ProdStackError(
-                    f"{worker.name} exited:\n{stack.log_tail(worker.log_path, 30)}"
-                )
+            if not worker.running():
+                raise ProdStackError(f"{worker.name} exited:\n{worker.log_tail(30)}")
         seen: list[set[str]] = []
         for kind in kinds:
             response = await client.workflow_service.describe_task_queue(
@@ -390,10 +340,11 @@ def production_stack(
     keep: bool = False,
     logs_to: Path | None = None,
 ) -> Iterator[ProductionStack]:
-    """Start everything, yield it, stop everything (in reverse order) and delete its folder.
+    """Start everything, yield it, stop everything (in order) and delete its folder.
 
-    `keep=True` leaves the folder (databases and logs) in place; `logs_to` gets a copy
-    of the logs after everything stopped.
+    Call it from a thread that outlives the stack: the children die with the thread
+    that started them. `keep=True` leaves the folder (databases and logs) in place;
+    `logs_to` gets a copy of the logs after everything stopped.
     """
     base_dir = Path(tempfile.mkdtemp(prefix="prod-stack-"))
     base_dir.chmod(0o755)  # the PostgreSQL account must reach its data folder
@@ -440,8 +391,8 @@ def _start_all(
     def step(name: str) -> None:
         timings[name] = round(time.monotonic() - started, 2)
 
-    ports = {name: stack.free_port() for name in ("pg", "redis", "temporal", "ui", "model")}
-    web_ports = [stack.free_port() for _ in range(webs)]
+    ports = {name: processes.free_port() for name in ("pg", "redis", "temporal", "ui", "model")}
+    web_ports = [processes.free_port() for _ in range(webs)]
     pg_password = secrets.token_urlsafe(18)
     redis_password = secrets.token_urlsafe(18)
     secret_key = secrets.token_urlsafe(50)
@@ -478,14 +429,23 @@ def _start_all(
     pg_command = [str(bindir / "postgres"), "-D", str(data_dir), "-p", str(ports["pg"])]
     for option, value in PG_SERVER_OPTIONS.items():
         pg_command += ["-c", f"{option}={value}"]
-    postgres = _start("postgres", pg_command, log_dir=log_dir, account=account)
-    children.append(postgres)
+    postgres = _child(
+        "postgres",
+        pg_command,
+        log_dir=log_dir,
+        ready_port=("127.0.0.1", ports["pg"]),
+        # SIGINT is PostgreSQL's "fast" shutdown: no waiting for clients to leave.
+        stop_signal=signal.SIGINT,
+        cwd=Path("/"),
+        env={"HOME": account.pw_dir} if account is not None else None,
+        popen_kwargs=_as_account(account),
+    )
 
     # The password goes in a file: command lines show up in `ps` and in our logs.
     redis_conf = base_dir / "redis.conf"
     redis_conf.touch(mode=0o600)
     redis_conf.write_text(f"requirepass {redis_password}\n")
-    redis = _start(
+    redis = _child(
         "redis",
         [
             redis_server_path(),
@@ -504,34 +464,39 @@ def _start_all(
             "warning",
         ],
         log_dir=log_dir,
+        ready_port=("127.0.0.1", ports["redis"]),
     )
-    children.append(redis)
     temporal_address = f"127.0.0.1:{ports['temporal']}"
-    temporal = _start(
+    temporal = _child(
         "temporal",
-        stack.temporal_dev_server_command(
+        processes.temporal_dev_server_command(
             db_path=base_dir / "temporal.db", port=ports["temporal"], ui_port=ports["ui"]
         ),
         log_dir=log_dir,
+        ready_port=("127.0.0.1", ports["temporal"]),
     )
-    children.append(temporal)
-    model = _start(
+    model_url = f"http://127.0.0.1:{ports['model']}"
+    model = _child(
         "model",
         [
-            *stack.scripted_model_command(port=ports["model"]),
+            *processes.scripted_model_command(port=ports["model"]),
             "--chunk-delay-ms",
             str(chunk_delay_ms),
         ],
         log_dir=log_dir,
+        ready_url=f"{model_url}/healthz",
     )
-    children.append(model)
+    # Side by side: each one's readiness is awaited where the next step needs it.
+    for server in (postgres, redis, temporal, model):
+        children.append(server)
+        server.launch()
 
     database_url = f"postgres://{DB_USER}:{pg_password}@127.0.0.1:{ports['pg']}/{DB_NAME}"
     redis_url = f"redis://:{redis_password}@127.0.0.1:{ports['redis']}/0"
     task_queue = "agent-chat-prod"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
-        "DJANGO_SETTINGS_MODULE": "chatapp.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "DEBUG": "False",
         "SECRET_KEY": secret_key,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -545,7 +510,7 @@ def _start_all(
         "TEMPORAL_UI_URL": f"http://127.0.0.1:{ports['ui']}",
         "TEMPORAL_API_KEY": "",
         "OPENAI_API_KEY": "",
-        "OPENAI_BASE_URL": f"http://127.0.0.1:{ports['model']}/v1",
+        "OPENAI_BASE_URL": f"{model_url}/v1",
         "AGENT_MODEL": "scripted",
         "VAR_DIR": str(base_dir / "var"),
         "LOG_FORMAT": "json",
@@ -560,7 +525,7 @@ def _start_all(
         env=env,
         temporal_address=temporal_address,
         task_queue=task_queue,
-        model_url=f"http://127.0.0.1:{ports['model']}",
+        model_url=model_url,
         database_url=database_url,
         redis_url=redis_url,
         children=children,
@@ -573,9 +538,10 @@ def _start_all(
     )
 
     # collectstatic needs no database: run it while the servers come up.
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=1) as pool:
         collect = pool.submit(prod.manage, "collectstatic", "--noinput", "-v0")
-        _wait_postgres(ports["pg"], pg_password, postgres)
+        postgres.wait_ready()
+        _database_create(ports["pg"], pg_password)
         step("postgres")
         prod.manage("migrate", "--noinput", "-v0")
         step("migrate")
@@ -583,47 +549,40 @@ def _start_all(
         step("seed_demo")
         collect.result()
         step("collectstatic")
-    stack.wait_for_port("127.0.0.1", ports["redis"], proc=redis.proc, what="redis-server")
-    asyncio.run(_wait_temporal(temporal_address, temporal))
+    redis.wait_ready()
+    temporal.wait_ready()
+    asyncio.run(_wait_temporal(temporal_address))
     step("temporal")
-    stack.wait_for_http(f"{prod.model_url}/healthz", proc=model.proc, what="the scripted model")
+    model.wait_ready()
 
-    for index in range(workers):
-        children.append(
-            _start(
-                f"worker-{index + 1}",
-                [sys.executable, "-m", "temporal_worker"],
-                log_dir=log_dir,
-                env=env,
-            )
+    started_workers = [_worker(n, log_dir=log_dir, env=env) for n in range(1, workers + 1)]
+    started_webs = [
+        _child(
+            f"web-{index}",
+            [
+                processes.venv_bin("daphne"),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "--proxy-headers",
+                # Access logs belong to the proxy; 1 here adds daphne's (plain text) to the log.
+                "-v",
+                os.environ.get("PROD_STACK_DAPHNE_VERBOSITY", "0"),
+                "config.asgi:application",
+            ],
+            log_dir=log_dir,
+            env=env,
+            ready_url=f"http://127.0.0.1:{port}/healthz",
         )
-    for index, port in enumerate(web_ports):
-        children.append(
-            _start(
-                f"web-{index + 1}",
-                [
-                    stack.venv_bin("daphne"),
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                    "--proxy-headers",
-                    # Access logs belong to the proxy; 1 here adds daphne's (plain text) to the log.
-                    "-v",
-                    os.environ.get("PROD_STACK_DAPHNE_VERBOSITY", "0"),
-                    "chatapp.asgi:application",
-                ],
-                log_dir=log_dir,
-                env=env,
-            )
-        )
-    started_webs = [c for c in children if c.name.startswith("web-")]
-    for web, url in zip(started_webs, prod.web_urls, strict=True):
-        stack.wait_for_http(
-            f"{url}/healthz", timeout=START_TIMEOUT_SECONDS, proc=web.proc, what=web.name
-        )
+        for index, port in enumerate(web_ports, 1)
+    ]
+    for child in [*started_workers, *started_webs]:
+        children.append(child)
+        child.launch()
+    for web in started_webs:
+        web.wait_ready()
     step("web")
-    started_workers = [c for c in children if c.name.startswith("worker-")]
     host = socket.gethostname()
     asyncio.run(
         _wait_workers(
@@ -639,332 +598,12 @@ def _start_all(
 
 
 def _stop_all(children: list[Child]) -> dict[str, int]:
-    """Web first (no new work), then workers (finish in-flight work), then the servers."""
+    """Each group of STOP_ORDER side by side, one group after the other."""
     codes: dict[str, int] = {}
-    order = [
-        ([c for c in children if c.name.startswith("web-")], signal.SIGTERM),
-        ([c for c in children if c.name.startswith("worker-")], signal.SIGTERM),
-        ([c for c in children if c.name in ("model", "temporal", "redis")], signal.SIGTERM),
-        # SIGINT is PostgreSQL's "fast" shutdown: no waiting for clients to leave.
-        ([c for c in children if c.name == "postgres"], signal.SIGINT),
-    ]
-    for group, signum in order:
-        codes.update(_stop(group, signum))
+    for prefixes in STOP_ORDER:
+        codes.update(processes.stop_all([c for c in children if c.name.startswith(prefixes)]))
     children.clear()
     return codes
-
-
-# --- the client side: a browser, as far as the server can tell -----------------------
-
-CSRF_INPUT_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
-FORM_IDS_RE = re.compile(r'name="(conversation_id|message_id)" value="([^"]+)"')
-STREAM_DELTA = "beforeend:#stream-"
-
-
-class ChatError(Exception):
-    """The server refused or failed a step; the message says which."""
-
-
-class CatchUpMissed(ChatError):
-    """A freshly opened socket stayed silent although the reply may be done."""
-
-
-# How long a socket joining after the first POST waits for its first fragment.
-CATCH_UP_WAIT_SECONDS = 5.0
-
-
-@dataclass
-class TurnResult:
-    deltas: int
-    final_html: str
-    seconds: float
-    frames: int = 0
-
-
-FINAL_MESSAGE_ID = re.compile(r'<article id="msg-([0-9a-f-]{36})"')
-
-
-class LiveSocket:
-    """A websocket read all the time, as a browser does: frames wait in a queue.
-
-    Reading continuously is what answers daphne's pings (an unread socket is dropped
-    after about 50 s, e.g. while a slow POST is pending).
-    """
-
-    def __init__(self, ws: Any) -> None:
-        self.ws = ws
-        self.frames: asyncio.Queue[str | None] = asyncio.Queue()
-        self.ended = ""
-        # Final messages already returned: a catch-up on connect may repeat one.
-        self.finals: set[str] = set()
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        import aiohttp
-
-        try:
-            while True:
-                message = await self.ws.receive()
-                if message.type == aiohttp.WSMsgType.TEXT:
-                    self.frames.put_nowait(message.data)
-                    continue
-                self.ended = (
-                    f"{message.type.name} {message.data!r} (close code "
-                    f"{self.ws.close_code}, {self.ws.exception()!r})"
-                )
-                break
-        except Exception as err:
-            self.ended = repr(err)
-        self.frames.put_nowait(None)
-
-    async def next_frame(self, within: float) -> str:
-        """The next text frame; TimeoutError after `within` seconds, ChatError once ended."""
-        frame = await asyncio.wait_for(self.frames.get(), within)
-        if frame is None:
-            self.frames.put_nowait(None)  # it stays ended
-            raise ChatError(f"websocket ended: {self.ended}")
-        return frame
-
-    def discard_pending(self) -> None:
-        while not self.frames.empty():
-            if self.frames.get_nowait() is None:
-                self.frames.put_nowait(None)
-                return
-
-    async def close(self) -> None:
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
-        await self.ws.close()
-
-
-class ChatClient:
-    """One user: a cookie-keeping HTTP session plus websockets, speaking htmx like the page.
-
-    `behind_proxy=True` adds what a TLS-terminating proxy would (X-Forwarded-Proto:
-    https), and treats the loopback origins as secure so Secure cookies are sent.
-    """
-
-    def __init__(
-        self,
-        web_urls: Sequence[str],
-        *,
-        behind_proxy: bool,
-        session_key: str | None = None,
-        timeout: float = 60.0,
-    ) -> None:
-        import aiohttp
-
-        self.behind_proxy = behind_proxy
-        # Times a socket that joined late had to reconnect to get a finished reply.
-        self.catch_up_misses = 0
-        self.scheme = "https" if behind_proxy else "http"
-        self.timeout = timeout
-        origins = [u for url in web_urls for u in (url, url.replace("http://", "ws://", 1))]
-        jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=origins)
-        self.session = aiohttp.ClientSession(
-            cookie_jar=jar,
-            headers=PROXY_HEADERS if behind_proxy else None,
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        )
-        if session_key:
-            for url in web_urls:
-                jar.update_cookies({"sessionid": session_key}, response_url=_url(url))
-
-    async def close(self) -> None:
-        await self.session.close()
-
-    async def __aenter__(self) -> ChatClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    def public(self, web: str, path: str = "/") -> str:
-        """The URL the browser believes it is on (https behind the proxy)."""
-        return f"{self.scheme}://{web.split('://', 1)[1]}{path}"
-
-    def _csrf(self) -> str:
-        for cookie in self.session.cookie_jar:
-            if cookie.key == "csrftoken":
-                return cookie.value
-        raise ChatError("no CSRF cookie")
-
-    async def login(self, web: str, username: str, password: str) -> None:
-        async with self.session.get(f"{web}/accounts/login/") as response:
-            match = CSRF_INPUT_RE.search(await response.text())
-        if match is None:
-            raise ChatError(f"no login form at {web} ({response.status})")
-        async with self.session.post(
-            f"{web}/accounts/login/",
-            data={
-                "username": username,
-                "password": password,
-                "csrfmiddlewaretoken": match.group(1),
-            },
-            headers={"Origin": self.public(web, "")},
-            allow_redirects=False,
-        ) as response:
-            if response.status != 302:
-                raise ChatError(f"login as {username} failed: HTTP {response.status}")
-
-    async def new_conversation(self, web: str) -> dict[str, str]:
-        """Open the home page: the ids its message form carries for a new conversation."""
-        async with self.session.get(f"{web}/", allow_redirects=False) as response:
-            html = await response.text()
-            if response.status != 200:
-                raise ChatError(f"GET / answered {response.status}")
-        ids = dict(FORM_IDS_RE.findall(html))
-        if set(ids) != {"conversation_id", "message_id"}:
-            raise ChatError("the home page has no message form")
-        return ids
-
-    async def send(
-        self,
-        web: str,
-        *,
-        conversation_id: str,
-        text: str,
-        message_id: str | None = None,
-        first: bool = False,
-    ) -> None:
-        """POST a message as htmx would; raise ChatError unless it was accepted."""
-        import uuid
-
-        page = "/" if first else f"/c/{conversation_id}/"
-        headers = {
-            "X-CSRFToken": self._csrf(),
-            "HX-Request": "true",
-            "HX-Current-URL": self.public(web, page),
-            "Origin": self.public(web, ""),
-        }
-        data = {
-            "conversation_id": conversation_id,
-            "message_id": message_id or str(uuid.uuid4()),
-            "text": text,
-        }
-        async with self.session.post(
-            f"{web}/c/send/", data=data, headers=headers, allow_redirects=False
-        ) as response:
-            body = await response.text()
-            if response.status != 200 or "HX-Retarget" in response.headers:
-                errors = re.findall(r'role="alert"[^>]*>(.*?)</div>', body, re.S)
-                reason = re.sub(r"<[^>]+>", " ", " ".join(errors)).strip() or body[:300]
-                raise ChatError(f"send refused: HTTP {response.status}: {reason}")
-            if first and not response.headers.get("HX-Redirect"):
-                raise ChatError("the first message did not open the conversation")
-
-    async def socket(self, web: str, conversation_id: str) -> LiveSocket:
-        ws_url = web.replace("http://", "ws://", 1) + f"/ws/c/{conversation_id}/"
-        try:
-            async with asyncio.timeout(self.timeout):
-                ws = await self.session.ws_connect(
-                    ws_url, headers={"Origin": self.public(web, "")}, heartbeat=None
-                )
-        except TimeoutError:
-            raise ChatError(f"websocket handshake took over {self.timeout:.0f}s") from None
-        return LiveSocket(ws)
-
-    async def wait_final(
-        self,
-        socket: LiveSocket,
-        started: float | None = None,
-        *,
-        deadline_seconds: float | None = None,
-        require_frame: bool = False,
-    ) -> TurnResult:
-        """Read fragments until the final assistant message and an idle status arrive.
-
-        With `require_frame`, silence for `deadline_seconds` raises `CatchUpMissed`.
-        """
-        started = time.perf_counter() if started is None else started
-        deltas = frames = 0
-        limit = self.timeout if deadline_seconds is None else deadline_seconds
-        deadline = started + limit
-        while True:
-            remaining = deadline - time.perf_counter()
-            try:
-                if remaining <= 0:
-                    raise TimeoutError
-                data = await socket.next_frame(remaining)
-            except TimeoutError:
-                if require_frame and frames == 0:
-                    raise CatchUpMissed from None
-                if deadline_seconds is not None and deadline_seconds < self.timeout:
-                    deadline = started + self.timeout
-                    deadline_seconds = None
-                    continue
-                raise ChatError(f"no final message within {self.timeout:.0f}s") from None
-            frames += 1
-            deltas += data.count(STREAM_DELTA)
-            if 'class="msg assistant' in data and "agent-status idle" in data:
-                message = FINAL_MESSAGE_ID.search(data)
-                if message is not None:
-                    if message.group(1) in socket.finals:
-                        continue
-                    socket.finals.add(message.group(1))
-                return TurnResult(
-                    deltas=deltas,
-                    final_html=data,
-                    seconds=time.perf_counter() - started,
-                    frames=frames,
-                )
-
-    async def first_turn(self, web_http: str, web_ws: str, text: str) -> tuple[str, LiveSocket]:
-        """Start a conversation through `web_http`, then watch it on `web_ws` until answered.
-
-        The socket can only open once the first POST has created the conversation, so
-        it relies on the consumer's catch-up for a reply that finished in between. That
-        catch-up misses a reply whose LLM activity completed but whose workflow task has
-        not yet been applied (the workflow still says "thinking", and the final push went
-        out before the socket subscribed): the socket then stays silent for good, as a
-        browser would sit on "thinking" until a reload. After `CATCH_UP_WAIT_SECONDS` of
-        silence we open a second socket (a reload); once it has the answer, a first
-        socket still silent counts in `catch_up_misses`, and the second one is kept.
-
-        Returns the conversation id and the open websocket.
-        """
-        ids = await self.new_conversation(web_http)
-        conversation_id = ids["conversation_id"]
-        await self.send(
-            web_http,
-            conversation_id=conversation_id,
-            message_id=ids["message_id"],
-            text=text,
-            first=True,
-        )
-        socket = await self.socket(web_ws, conversation_id)
-        try:
-            await self.wait_final(
-                socket, deadline_seconds=CATCH_UP_WAIT_SECONDS, require_frame=True
-            )
-        except CatchUpMissed:
-            second = await self.socket(web_ws, conversation_id)
-            try:
-                await self.wait_final(second)
-                try:
-                    await self.wait_final(socket, deadline_seconds=2.0, require_frame=True)
-                except CatchUpMissed:
-                    self.catch_up_misses += 1
-            finally:
-                await socket.close()
-            socket = second
-        return conversation_id, socket
-
-    async def turn(
-        self, web_http: str, socket: LiveSocket, conversation_id: str, text: str
-    ) -> TurnResult:
-        """One more message on an open conversation: POST → the final message on `socket`."""
-        socket.discard_pending()  # a late duplicate of the last answer is not this one
-        started = time.perf_counter()
-        await self.send(web_http, conversation_id=conversation_id, text=text)
-        return await self.wait_final(socket, started)
-
-
-def _url(url: str) -> Any:
-    from yarl import URL
-
-    return URL(url)
 
 
 def main() -> None:
@@ -988,9 +627,9 @@ def main() -> None:
             f"  TEMPORAL_ADDRESS={prod.temporal_address}\n  Ctrl-C stops everything."
         )
         with contextlib.suppress(KeyboardInterrupt):
-            while all(c.proc.poll() is None for c in prod.children):
+            while all(c.running() for c in prod.children):
                 time.sleep(0.5)
-            dead = [c.name for c in prod.children if c.proc.poll() is not None]
+            dead = [c.name for c in prod.children if not c.running()]
             print(f"stopped: {', '.join(dead)} exited", file=sys.stderr)
 
 

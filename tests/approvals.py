@@ -20,12 +20,12 @@ from chatapp.models import Conversation
 from reviews.models import Approval
 from reviews.selectors import approval_dom_id
 from shop.models import Customer, Order
-from temporal_worker.shared import (
+from temporal_worker.contracts.approvals import (
     SA_APPROVAL_PENDING,
     DecideApproval,
     PendingApproval,
-    conversation_workflow_id,
 )
+from temporal_worker.contracts.conversation import conversation_workflow_id
 from temporal_worker.workflows import ConversationWorkflow
 from tests.factories import auser_create
 from tests.helpers import eventually

@@ -18,9 +18,9 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from chatapp import temporal_client
+from temporal_worker import client as temporal_client
+from temporal_worker.contracts.approvals import SEARCH_ATTRIBUTES
 from temporal_worker.scripted_model import ScriptedModelServer, start_scripted_model
-from temporal_worker.shared import SEARCH_ATTRIBUTES
 from temporal_worker.worker import build_worker
 
 BIN = Path(sys.executable).parent

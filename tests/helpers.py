@@ -17,7 +17,7 @@ from django.test import AsyncClient, Client
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client as TemporalClient
 
-from temporal_worker.shared import conversation_workflow_id
+from temporal_worker.contracts.conversation import conversation_workflow_id
 
 T = TypeVar("T")
 

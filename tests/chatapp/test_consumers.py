@@ -12,9 +12,10 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AbstractBaseUser
 
 from chatapp import services
-from chatapp.asgi import application
 from chatapp.models import Conversation, Message
-from chatapp.progress import progress_push
+from config.asgi import application
+from temporal_worker.contracts.events import ReplyDelta, conversation_group
+from temporal_worker.live import ChannelLayerPublisher
 from tests.factories import auser_create
 from tests.helpers import session_cookie
 
@@ -71,7 +72,8 @@ async def test_owner_receives_token_deltas_before_the_final_message(
     )
 
     frames: list[str] = []
-    while not any('id="msg-' in frame for frame in frames):
+    # The user's message is shown recorded first; the reply ends with the agent idle.
+    while not any('class="agent-status idle"' in frame for frame in frames):
         frames.append(await owner_socket.receive_from(timeout=RECEIVE_TIMEOUT))
 
     reply = await Message.objects.aget(conversation=conversation, role="assistant")
@@ -141,8 +143,9 @@ async def test_client_messages_are_ignored_and_the_socket_stays_open(
 
     await owner_socket.send_to(text_data='{"text": "hello?"}')
     await owner_socket.send_to(bytes_data=b"\x00\x01")
-    await progress_push(
-        str(conversation.id), {"kind": "delta", "reply_id": reply_id, "offset": 0, "delta": "ok"}
+    await ChannelLayerPublisher().publish(
+        conversation_group(str(conversation.id)),
+        ReplyDelta(reply_id=reply_id, offset=0, delta="ok"),
     )
 
     frame = await owner_socket.receive_from(timeout=RECEIVE_TIMEOUT)

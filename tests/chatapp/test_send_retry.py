@@ -13,9 +13,11 @@ from datetime import timedelta
 import pytest
 from temporalio.client import Client
 
-from chatapp import services, temporal_client
+from chatapp import services
 from chatapp.models import Conversation, Message
-from temporal_worker.shared import conversation_workflow_id
+from temporal_worker.client import retrying
+from temporal_worker.contracts.conversation import conversation_workflow_id
+from temporal_worker.contracts.errors import Unavailable
 from temporal_worker.worker import build_worker
 from tests.factories import auser_create
 from tests.helpers import eventually
@@ -25,7 +27,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def short_attempts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(temporal_client, "UPDATE_ATTEMPT_TIMEOUT", timedelta(seconds=1))
+    monkeypatch.setattr(retrying, "UPDATE_ATTEMPT_TIMEOUT", timedelta(seconds=1))
 
 
 async def _accepted_updates(client: Client, workflow_id: str) -> list[str]:
@@ -69,11 +71,11 @@ async def test_a_timed_out_send_is_retried_and_applied_once(
 async def test_past_the_budget_the_user_is_told_and_the_conversation_is_kept(
     temporal: Client, task_queue: str, short_attempts: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(temporal_client, "UPDATE_RETRY_BUDGET_SECONDS", 2.0)
+    monkeypatch.setattr(retrying, "UPDATE_RETRY_BUDGET_SECONDS", 2.0)
     user = await auser_create(username="hasty")
     conversation_id, message_id = uuid.uuid4(), uuid.uuid4()
 
-    with pytest.raises(temporal_client.TemporalUnavailable) as raised:
+    with pytest.raises(Unavailable) as raised:
         await services.message_send(
             user=user, conversation_id=conversation_id, message_id=message_id, text="hi"
         )

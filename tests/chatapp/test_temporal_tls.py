@@ -16,7 +16,8 @@ from django.core.exceptions import ImproperlyConfigured
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from chatapp import temporal_client
+from config.settings import temporal_client_profile
+from temporal_worker.client.connection import connect_config
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -77,46 +78,77 @@ async def mtls_address(temporal_env: WorkflowEnvironment, tmp_path: Path) -> Asy
         server.close()
 
 
+def _use(settings: object, **environ: str) -> None:
+    """Point the Temporal client at `environ`, read the way settings read the real one."""
+    settings.TEMPORAL_CLIENT_PROFILE = temporal_client_profile(environ)  # type: ignore[attr-defined]
+    settings.TEMPORAL_ADDRESS = environ["TEMPORAL_ADDRESS"]  # type: ignore[attr-defined]
+
+
 @pytest.fixture
-def mtls_settings(settings: object, mtls_address: str, tmp_path: Path) -> None:
-    settings.TEMPORAL_ADDRESS = mtls_address  # type: ignore[attr-defined]
-    settings.TEMPORAL_TLS = True  # type: ignore[attr-defined]
-    settings.TEMPORAL_TLS_CLIENT_CERT = str(tmp_path / "client.pem")  # type: ignore[attr-defined]
-    settings.TEMPORAL_TLS_CLIENT_KEY = str(tmp_path / "client.key")  # type: ignore[attr-defined]
-    settings.TEMPORAL_TLS_SERVER_CA = str(tmp_path / "ca.pem")  # type: ignore[attr-defined]
-    settings.TEMPORAL_TLS_SERVER_NAME = "localhost"  # type: ignore[attr-defined]
+def mtls_environ(mtls_address: str, tmp_path: Path) -> dict[str, str]:
+    # The names this product used before the SDK's: settings map them onto the SDK's.
+    return {
+        "TEMPORAL_ADDRESS": mtls_address,
+        "TEMPORAL_TLS": "true",
+        "TEMPORAL_TLS_CLIENT_CERT": str(tmp_path / "client.pem"),
+        "TEMPORAL_TLS_CLIENT_KEY": str(tmp_path / "client.key"),
+        "TEMPORAL_TLS_SERVER_CA": str(tmp_path / "ca.pem"),
+        "TEMPORAL_TLS_SERVER_NAME": "localhost",
+    }
 
 
-async def _namespace_seen(address: str, tls: object) -> bool:
-    client = await Client.connect(address, tls=tls)  # type: ignore[arg-type]
+async def _namespace_seen() -> bool:
+    client = await Client.connect(**connect_config())
     return (await client.count_workflows()).count >= 0
 
 
 async def test_a_client_certificate_reaches_temporal_through_mutual_tls(
-    mtls_settings: None, settings: object
+    mtls_environ: dict[str, str], settings: object
 ) -> None:
-    assert await _namespace_seen(settings.TEMPORAL_ADDRESS, temporal_client.tls_config())  # type: ignore[attr-defined]
+    _use(settings, **mtls_environ)
+    assert await _namespace_seen()
+
+
+async def test_the_sdk_variable_names_work_too(
+    mtls_environ: dict[str, str], settings: object, tmp_path: Path
+) -> None:
+    _use(
+        settings,
+        TEMPORAL_ADDRESS=mtls_environ["TEMPORAL_ADDRESS"],
+        TEMPORAL_TLS_CLIENT_CERT_PATH=str(tmp_path / "client.pem"),
+        TEMPORAL_TLS_CLIENT_KEY_PATH=str(tmp_path / "client.key"),
+        TEMPORAL_TLS_SERVER_CA_CERT_PATH=str(tmp_path / "ca.pem"),
+        TEMPORAL_TLS_SERVER_NAME="localhost",
+    )
+    assert await _namespace_seen()
 
 
 async def test_without_the_client_certificate_the_connection_is_refused(
-    mtls_settings: None, settings: object
+    mtls_environ: dict[str, str], settings: object
 ) -> None:
-    settings.TEMPORAL_TLS_CLIENT_CERT = settings.TEMPORAL_TLS_CLIENT_KEY = ""  # type: ignore[attr-defined]
+    del mtls_environ["TEMPORAL_TLS_CLIENT_CERT"], mtls_environ["TEMPORAL_TLS_CLIENT_KEY"]
+    _use(settings, **mtls_environ)
     with pytest.raises(RuntimeError):
-        await asyncio.wait_for(
-            _namespace_seen(settings.TEMPORAL_ADDRESS, temporal_client.tls_config()),  # type: ignore[attr-defined]
-            timeout=30,
-        )
+        await asyncio.wait_for(_namespace_seen(), timeout=30)
 
 
 def test_half_a_certificate_or_a_missing_file_is_a_clear_configuration_error(
     settings: object, tmp_path: Path
 ) -> None:
-    settings.TEMPORAL_TLS = True  # type: ignore[attr-defined]
-    settings.TEMPORAL_TLS_CLIENT_CERT = str(tmp_path / "client.pem")  # type: ignore[attr-defined]
-    settings.TEMPORAL_TLS_CLIENT_KEY = ""  # type: ignore[attr-defined]
-    with pytest.raises(ImproperlyConfigured, match="both TEMPORAL_TLS_CLIENT_CERT"):
-        temporal_client.tls_config()
-    settings.TEMPORAL_TLS_CLIENT_KEY = str(tmp_path / "missing.key")  # type: ignore[attr-defined]
-    with pytest.raises(ImproperlyConfigured, match="TEMPORAL_TLS_CLIENT_CERT: cannot read"):
-        temporal_client.tls_config()
+    _certificates(tmp_path)
+    _use(
+        settings,
+        TEMPORAL_ADDRESS="127.0.0.1:7233",
+        TEMPORAL_TLS="true",
+        TEMPORAL_TLS_CLIENT_CERT=str(tmp_path / "client.pem"),
+    )
+    with pytest.raises(ImproperlyConfigured, match="both TEMPORAL_TLS_CLIENT_CERT_PATH"):
+        connect_config()
+    _use(
+        settings,
+        TEMPORAL_ADDRESS="127.0.0.1:7233",
+        TEMPORAL_TLS_CLIENT_CERT=str(tmp_path / "client.pem"),
+        TEMPORAL_TLS_CLIENT_KEY=str(tmp_path / "missing.key"),
+    )
+    with pytest.raises(ImproperlyConfigured, match=r"cannot read .*missing\.key"):
+        connect_config()

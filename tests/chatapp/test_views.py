@@ -9,8 +9,8 @@ import pytest
 from django.test import AsyncClient
 from django.utils.html import escape
 
-from chatapp import temporal_client
 from chatapp.models import Conversation, Message
+from temporal_worker import client as temporal_client
 from temporal_worker.scripted_model import ScriptedModelServer
 from tests.factories import auser_create
 from tests.helpers import body, eventually, html_element, html_text, input_values, logged_in

@@ -22,7 +22,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, async_playwright, expect
 from temporalio.testing import WorkflowEnvironment
 
-from chatapp import stack
+from config import processes
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 60.0
@@ -50,7 +50,7 @@ def _manage(*args: str, env: dict[str, str], log_path: Path) -> None:
             check=False,
         )
     if completed.returncode != 0:
-        pytest.fail(f"manage.py {' '.join(args)} failed:\n{stack.log_tail(log_path, 40)}")
+        pytest.fail(f"manage.py {' '.join(args)} failed:\n{processes.log_tail(log_path, 40)}")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -58,9 +58,9 @@ async def product(
     temporal_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RunningProduct]:
     # serve --no-temporal leaves registering search attributes to whoever runs Temporal.
-    await stack.search_attributes_ensure(temporal_env.client, "default")
+    await processes.search_attributes_ensure(temporal_env.client, "default")
     tmp_path = tmp_path_factory.mktemp("e2e")
-    web_port, model_port = stack.free_port(), stack.free_port()
+    web_port, model_port = processes.free_port(), processes.free_port()
     log_path = tmp_path / "serve.log"
     env = {
         **os.environ,
@@ -81,54 +81,36 @@ async def product(
     await asyncio.to_thread(_manage, "migrate", "--noinput", env=env, log_path=log_path)
     await asyncio.to_thread(_manage, "seed_demo", env=env, log_path=log_path)
 
-    proc = await asyncio.to_thread(_serve, web_port, env=env, log_path=log_path)
     url = f"http://127.0.0.1:{web_port}"
+    serve = processes.Child(
+        name="serve",
+        command=[sys.executable, "manage.py", "serve", "--port", str(web_port), "--no-temporal"],
+        log_path=log_path,
+        cwd=BASE_DIR,
+        env=env,
+        ready_url=f"{url}/healthz",
+        start_timeout=START_TIMEOUT_SECONDS,
+        # Ctrl-C, as a person at the terminal would; SIGKILL only if it hangs.
+        stop_signal=signal.SIGINT,
+        stop_timeout=STOP_TIMEOUT_SECONDS,
+    )
+    # Launched from the event loop's thread, which outlives the module (a child dies
+    # with the thread that started it); only the wait goes to a worker thread.
+    serve.launch()
     try:
-        await asyncio.to_thread(
-            stack.wait_for_http,
-            f"{url}/healthz",
-            timeout=START_TIMEOUT_SECONDS,
-            proc=proc,
-            what="manage.py serve",
-        )
-    except stack.StackError as err:
-        _stop(proc)
-        pytest.fail(f"{err}\n{stack.log_tail(log_path, 40)}")
+        await asyncio.to_thread(serve.wait_ready)
+    except processes.StackError as err:
+        pytest.fail(str(err))
 
     yield RunningProduct(
         url=url, scripted_model_url=f"http://127.0.0.1:{model_port}", log_path=log_path
     )
 
-    returncode = await asyncio.to_thread(_stop, proc)
+    returncode = await asyncio.to_thread(serve.stop)
     assert returncode == 0, (
-        f"manage.py serve exited with {returncode} after SIGINT:\n{stack.log_tail(log_path, 40)}"
+        f"manage.py serve exited with {returncode} after SIGINT:\n{serve.log_tail(40)}"
     )
-    assert not stack.port_open("127.0.0.1", model_port), "serve left its scripted model running"
-
-
-def _serve(port: int, *, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "manage.py", "serve", "--port", str(port), "--no-temporal"]
-    with log_path.open("ab") as log:
-        return subprocess.Popen(
-            command,
-            cwd=BASE_DIR,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> int:
-    """Ctrl-C, as a person at the terminal would; SIGKILL only if it hangs."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
+    assert not processes.port_open("127.0.0.1", model_port), "serve left its scripted model running"
 
 
 CHROMIUM = Path("/usr/bin/chromium")

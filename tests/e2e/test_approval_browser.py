@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.e2e.test_chat_browser import BASE_DIR, CHROMIUM, CONVERSATION_PATH, DEMO_PASSWORD
+from tests.e2e.test_chat_browser import BASE_DIR, CONVERSATION_PATH, DEMO_PASSWORD
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import RunningProduct
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing"),
 ]
 SCREENSHOTS = BASE_DIR / "var"
 

@@ -19,10 +19,8 @@ if TYPE_CHECKING:
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 DEMO_PASSWORD = "demo-pass-123"  # what seed_demo gives alice (the fixture sets DEMO_PASSWORD)
-CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing"),
 ]
 SCREENSHOT = BASE_DIR / "var" / "e2e-chat.png"
 STREAMING_SCREENSHOT = BASE_DIR / "var" / "e2e-chat-streaming.png"

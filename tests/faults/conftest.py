@@ -5,7 +5,7 @@
   dev server and the session's scripted model; every one is stopped when the test ends.
 - `temporal_servers`: Temporal dev servers of the test's own, persisted to a file in
   the test's tmp dir, so one can be stopped and started again on the same file.
-- `redis_servers`: `redis-server` on a free port (the test is skipped without it).
+- `redis_servers`: `redis-server` on a free port (the test fails without it).
 - `fault_timings`: recovery times, printed in pytest's terminal summary.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -30,7 +29,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from chatapp import stack, temporal_client
+from config import processes
+from temporal_worker.client import connection as temporal_connection
 from temporal_worker.scripted_model import ScriptedModelServer
 from temporal_worker.scripted_model import server as scripted_server
 from tests.helpers import eventually
@@ -113,26 +113,29 @@ def model_settings(
 
 @dataclass
 class WorkerProcess:
-    proc: subprocess.Popen[bytes]
-    log_path: Path
+    child: processes.Child
+
+    @property
+    def proc(self) -> subprocess.Popen[str]:
+        return self.child.proc
 
     @property
     def identity(self) -> str:
         # The SDK's default worker identity.
-        return f"{self.proc.pid}@{HOST}"
+        return f"{self.child.pid}@{HOST}"
 
     def kill9(self) -> None:
         """SIGKILL: no graceful shutdown, no last heartbeat, nothing flushed."""
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        self.child.kill()
 
     def log(self) -> str:
-        return stack.log_tail(self.log_path, 60)
+        return self.child.log_tail(60)
 
 
 @dataclass
 class WorkerProcesses:
-    """Starts `python -m temporal_worker` children; the fixture stops every one."""
+    """Starts the standalone worker (`python -m tests.faults.worker`, the product's worker
+    with test-only faults on request) as children; the fixture stops every one."""
 
     env: dict[str, str]
     log_dir: Path
@@ -140,15 +143,16 @@ class WorkerProcesses:
     task_queue: str
     started: list[WorkerProcess] = field(default_factory=list)
 
-    async def start(self, **extra_env: str) -> WorkerProcess:
+    async def start(self, *args: str, **extra_env: str) -> WorkerProcess:
         name = f"worker-{len(self.started) + 1}"
-        proc = stack.process_start(
-            [sys.executable, "-m", "temporal_worker"],
+        child = processes.Child(
+            name=name,
+            command=[sys.executable, "-m", "tests.faults.worker", *args],
             log_path=self.log_dir / f"{name}.log",
             cwd=ROOT,
             env={**self.env, **extra_env},
         )
-        worker = WorkerProcess(proc, self.log_dir / f"{name}.log")
+        worker = WorkerProcess(child.start())
         self.started.append(worker)
         await self.wait_polling(worker)
         return worker
@@ -157,9 +161,9 @@ class WorkerProcesses:
         """Until Temporal has seen this worker poll for both workflow and activity tasks."""
 
         async def polling() -> bool:
-            if worker.proc.poll() is not None:
+            if not worker.child.running():
                 raise AssertionError(
-                    f"worker exited with {worker.proc.returncode}:\n{worker.log()}"
+                    f"worker exited with {worker.child.returncode}:\n{worker.log()}"
                 )
             return all(
                 [
@@ -184,7 +188,7 @@ class WorkerProcesses:
         return {p.identity for p in response.pollers}
 
     def stop_all(self) -> None:
-        stack.processes_stop([w.proc for w in self.started], timeout=10)
+        processes.stop_all([w.child for w in self.started])
 
 
 @pytest_asyncio.fixture
@@ -209,7 +213,7 @@ async def worker_processes(
     db_path = Path(database["NAME"])
     assert db_path.is_absolute(), db_path
     env = {
-        "DJANGO_SETTINGS_MODULE": "chatapp.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "DATABASE_URL": f"sqlite:///{db_path}",
         "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
         "TEMPORAL_NAMESPACE": temporal_env.client.namespace,
@@ -219,7 +223,6 @@ async def worker_processes(
         "AGENT_MODEL": "scripted",
         "EMBEDDED_WORKER": "False",
         "REDIS_URL": "",
-        "TOOL_PAUSE_AFTER_WRITE_SECONDS": "0",
         "LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
     }
@@ -230,7 +233,7 @@ async def worker_processes(
         await asyncio.to_thread(workers.stop_all)
         for number, worker in enumerate(workers.started, 1):
             # Shown by pytest when the test failed.
-            print(f"--- worker-{number} (pid {worker.proc.pid}) log tail:\n{worker.log()}")
+            print(f"--- worker-{number} (pid {worker.child.pid}) log tail:\n{worker.log()}")
 
 
 # --- Temporal dev servers of the test's own ----------------------------------------------
@@ -244,7 +247,7 @@ class TemporalServer:
     log_path: Path
     port: int
     ui_port: int
-    proc: subprocess.Popen[bytes] | None = None
+    child: processes.Child | None = None
 
     @property
     def address(self) -> str:
@@ -253,27 +256,32 @@ class TemporalServer:
     async def start(self) -> Client:
         """Start (again) on the same file and port; a connected client with the search
         attributes registered."""
-        command = stack.temporal_dev_server_command(
-            db_path=self.db_path, port=self.port, ui_port=self.ui_port
-        )
-        self.proc = stack.process_start(command, log_path=self.log_path, cwd=ROOT)
-        await asyncio.to_thread(
-            stack.wait_for_port,
-            "127.0.0.1",
-            self.port,
-            timeout=60,
-            proc=self.proc,
-            what="the Temporal dev server",
-        )
-        client = await stack.temporal_connect(self.address, wait_seconds=60, proc=self.proc)
-        await stack.search_attributes_ensure(client, client.namespace)
+        if self.child is None:
+            self.child = processes.Child(
+                name="temporal",
+                command=processes.temporal_dev_server_command(
+                    db_path=self.db_path, port=self.port, ui_port=self.ui_port
+                ),
+                log_path=self.log_path,
+                cwd=ROOT,
+                ready_port=("127.0.0.1", self.port),
+                start_timeout=60,
+                stop_timeout=30,
+            )
+        # Launched from the event loop's thread, which outlives the test (a child dies
+        # with the thread that started it); only the wait goes to a worker thread.
+        self.child.launch()
+        await asyncio.to_thread(self.child.wait_ready)
+        client = await processes.temporal_connect(self.address, wait_seconds=60)
+        await processes.search_attributes_ensure(client, client.namespace)
         return client
 
     def stop(self) -> int:
         """SIGTERM (what a service manager sends), wait for the exit; its exit status."""
-        assert self.proc is not None
-        stack.processes_stop([self.proc], timeout=30)
-        return self.proc.returncode
+        assert self.child is not None
+        status = self.child.stop()
+        assert status is not None
+        return status
 
 
 @pytest.fixture
@@ -284,8 +292,8 @@ def temporal_servers(tmp_path: Path) -> Iterator[Any]:
         server = TemporalServer(
             db_path=tmp_path / f"temporal-{len(made) + 1}.db",
             log_path=tmp_path / "log" / f"temporal-{len(made) + 1}.log",
-            port=stack.free_port(),
-            ui_port=stack.free_port(),
+            port=processes.free_port(),
+            ui_port=processes.free_port(),
         )
         made.append(server)
         return server
@@ -293,16 +301,16 @@ def temporal_servers(tmp_path: Path) -> Iterator[Any]:
     try:
         yield make
     finally:
-        stack.processes_stop([s.proc for s in made if s.proc is not None], timeout=30)
+        processes.stop_all([s.child for s in made if s.child is not None])
 
 
 @pytest.fixture
 def restore_temporal_client() -> Iterator[None]:
     """Tests that point the Django client elsewhere leave the mapping as they found it."""
-    saved = dict(temporal_client._clients)
+    saved = dict(temporal_connection._clients)
     yield
-    temporal_client._clients.clear()
-    temporal_client._clients.update(saved)
+    temporal_connection._clients.clear()
+    temporal_connection._clients.update(saved)
 
 
 # --- Redis ----------------------------------------------------------------------------------
@@ -312,7 +320,7 @@ def restore_temporal_client() -> Iterator[None]:
 class RedisServer:
     port: int
     log_path: Path
-    proc: subprocess.Popen[bytes] | None = None
+    child: processes.Child | None = None
 
     @property
     def url(self) -> str:
@@ -320,40 +328,40 @@ class RedisServer:
 
     def start(self) -> None:
         """Start (again) on the same port: in memory only, nothing saved."""
-        binary = shutil.which("redis-server")
-        assert binary is not None
-        self.proc = stack.process_start(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            log_path=self.log_path,
-        )
-        stack.wait_for_port("127.0.0.1", self.port, timeout=30, proc=self.proc, what="redis")
+        if self.child is None:
+            binary = shutil.which("redis-server")
+            assert binary is not None
+            self.child = processes.Child(
+                name="redis",
+                command=[
+                    binary,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ],
+                log_path=self.log_path,
+                ready_port=("127.0.0.1", self.port),
+            )
+        self.child.start()
 
     def stop(self) -> None:
         """SIGTERM, and wait until it has exited."""
-        assert self.proc is not None
-        stack.processes_stop([self.proc], timeout=10)
+        assert self.child is not None
+        self.child.stop()
 
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     if shutil.which("redis-server") is None:
-        pytest.skip(
-            "redis-server is not installed (Debian: apt-get install redis-server); CI installs it"
-        )
-    server = RedisServer(port=stack.free_port(), log_path=tmp_path / "log" / "redis.log")
+        pytest.fail("redis-server is not installed: run scripts/check_test_dependencies.sh redis")
+    server = RedisServer(port=processes.free_port(), log_path=tmp_path / "log" / "redis.log")
     server.start()
     try:
         yield server
     finally:
-        if server.proc is not None:
-            stack.processes_stop([server.proc], timeout=10)
+        server.stop()

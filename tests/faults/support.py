@@ -11,9 +11,10 @@ from asgiref.sync import sync_to_async
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 
-from chatapp import services, temporal_client
+from chatapp import services
 from chatapp.models import Message
-from temporal_worker.shared import LLM_ACTIVITY
+from temporal_worker import client as temporal_client
+from temporal_worker.contracts.conversation import LLM_ACTIVITY
 from tests.factories import user_create
 from tests.helpers import eventually, of_type
 
@@ -132,11 +133,12 @@ class GroupListener:
         except Exception:  # best effort, the layer may be gone
             pass
 
-    def of(self, reply_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+    def of(self, reply_id: str, event_type: str | None = None) -> list[dict[str, Any]]:
+        """The reply's events, of one type ("chat.delta") or all of them."""
         return [
             e
             for e in self.events
-            if e.get("reply_id") == reply_id and (kind is None or e.get("kind") == kind)
+            if e.get("reply_id") == reply_id and (event_type is None or e["type"] == event_type)
         ]
 
     def final_message(self, reply_id: str) -> dict[str, Any] | None:
@@ -144,7 +146,7 @@ class GroupListener:
             (
                 e
                 for e in self.events
-                if e.get("kind") == "message" and e.get("message_id") == reply_id
+                if e["type"] == "chat.message" and e.get("message_id") == reply_id
             ),
             None,
         )

@@ -13,7 +13,7 @@ import uuid
 import pytest
 from channels.layers import get_channel_layer
 
-from chatapp.progress import conversation_group
+from temporal_worker.contracts.events import conversation_group
 from tests.faults.support import (
     GroupListener,
     llm_attempts,
@@ -57,7 +57,7 @@ async def test_rate_limited_model_is_waited_for_then_answers_once(
             f"{faults} x 429 (Retry-After {RETRY_AFTER} s) -> outcome", time.monotonic() - started
         )
         waiting = [
-            e for e in listener.events if e.get("kind") == "phase" and "rate limited" in e["label"]
+            e for e in listener.events if e["type"] == "chat.phase" and "rate limited" in e["label"]
         ]
 
     # The turn completes with the model's answer, once.

@@ -19,7 +19,7 @@ from django.test import AsyncClient
 from django.urls import reverse
 from redis import asyncio as aioredis
 
-from chatapp.progress import conversation_group
+from temporal_worker.contracts.events import conversation_group
 from tests.faults.support import (
     FAILED,
     GroupListener,
@@ -97,7 +97,8 @@ async def test_redis_stopping_mid_answer_loses_nothing_and_progress_resumes_afte
         await send(user, cid, before)
         [first] = await wait_turn_done(cid, 1)
         await eventually(now(lambda: listener.final_message(str(first.id))))
-        assert "".join(e["delta"] for e in listener.of(str(first.id), "delta")) == first.content
+        streamed = "".join(e["delta"] for e in listener.of(str(first.id), "chat.delta"))
+        assert streamed == first.content
 
         # Redis goes away once the second answer has started streaming.
         await send(user, cid, during)
@@ -107,7 +108,7 @@ async def test_redis_stopping_mid_answer_loses_nothing_and_progress_resumes_afte
                     (
                         e
                         for e in listener.events
-                        if e.get("kind") == "delta" and e["reply_id"] != str(first.id)
+                        if e["type"] == "chat.delta" and e["reply_id"] != str(first.id)
                     ),
                     None,
                 )
@@ -123,7 +124,7 @@ async def test_redis_stopping_mid_answer_loses_nothing_and_progress_resumes_afte
         assert (second.content, second.status) == (during_reply, "complete")
         # The outage really covered the end of the stream: the final event never arrived.
         assert listener.final_message(second_id) is None
-        streamed_live = "".join(e["delta"] for e in listener.of(second_id, "delta"))
+        streamed_live = "".join(e["delta"] for e in listener.of(second_id, "chat.delta"))
         assert during_reply.startswith(streamed_live) and streamed_live != during_reply
         # Nothing raised out of the activity: no call_llm was retried or failed.
         events = await history(temporal, cid)
@@ -147,7 +148,7 @@ async def test_redis_stopping_mid_answer_loses_nothing_and_progress_resumes_afte
         await send(user, cid, after)
         [*_, third] = await wait_turn_done(cid, 3)
         await eventually(now(lambda: listener.final_message(str(third.id))))
-        deltas = listener.of(str(third.id), "delta")
+        deltas = listener.of(str(third.id), "chat.delta")
         assert len(deltas) > 1
         assert "".join(e["delta"] for e in deltas) == third.content
 

@@ -18,10 +18,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from temporalio.client import Client
 
-from chatapp import temporal_client
 from reviews.models import Approval
 from shop.models import Refund
-from temporal_worker.shared import tool_activity_name
+from temporal_worker import client as temporal_client
+from temporal_worker.contracts.tools import tool_activity_name
 from temporal_worker.worker import build_worker
 from tests.approvals import decision_for
 from tests.factories import user_create

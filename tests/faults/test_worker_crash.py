@@ -17,7 +17,8 @@ from temporalio.api.enums.v1 import TimeoutType
 
 from reviews.models import ApprovalPolicy
 from shop.models import Order, Refund
-from temporal_worker.shared import LLM_ACTIVITY, conversation_workflow_id, tool_activity_name
+from temporal_worker.contracts.conversation import LLM_ACTIVITY, conversation_workflow_id
+from temporal_worker.contracts.tools import tool_activity_name
 from tests.faults.support import (
     COMPLETED,
     FAILED,
@@ -111,9 +112,9 @@ async def test_worker_killed_after_a_refund_was_written_the_retry_does_not_refun
     order = await Order.objects.aget(number=1009)
     refunded_before = await _refunded(order.number)
     text = "refund 20 on order 1009"
-    # The first worker writes the refund, then holds the activity (test-only hook in
-    # temporal_worker/tools/shop_tools.py) until it is killed.
-    first_worker = await worker_processes.start(TOOL_PAUSE_AFTER_WRITE_SECONDS="600")
+    # The first worker writes the refund, then holds the activity (a test-only
+    # interceptor, tests/interceptors.py) until it is killed.
+    first_worker = await worker_processes.start("--pause-after-write", "600")
     user = await new_user()
     cid = uuid.uuid4()
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from scripts.prod_stack import DEMO_PASSWORD, ChatClient, ProductionStack, production_stack
+from scripts.chat_client import ChatClient
+from scripts.prod_stack import DEMO_PASSWORD, ProductionStack, production_stack
 
 ENABLED = os.environ.get("PRODUCTION_MODE") == "1"
 # Every process's log, kept after the run for whoever reads a CI failure.
@@ -41,7 +42,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def prod() -> Iterator[ProductionStack]:
     """The whole production-shaped stack, once per test session."""
-    with production_stack(workers=2, webs=2, chunk_delay_ms=0, logs_to=LOGS_TO) as running:
+    with production_stack(
+        workers=2,
+        webs=2,
+        chunk_delay_ms=0,
+        # A tool added the documented way must exist in every process (workers and webs).
+        extra_env={"AGENT_TOOL_MODULES": "shop.tools,tests.production.loyalty_tools"},
+        logs_to=LOGS_TO,
+    ) as running:
         yield running
     failed = {name: code for name, code in running.exit_codes.items() if code != 0}
     assert not failed, f"processes did not stop cleanly: {failed} (logs in {LOGS_TO})"

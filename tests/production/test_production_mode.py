@@ -11,13 +11,15 @@ import subprocess
 import sys
 import time
 import uuid
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from scripts.prod_stack import ROOT, ChatClient, ProductionStack
-from temporal_worker.shared import conversation_workflow_id
+from scripts.chat_client import ChatClient
+from scripts.prod_stack import DEMO_PASSWORD, ROOT, ProductionStack
+from temporal_worker.contracts.conversation import conversation_workflow_id
 
 pytestmark = pytest.mark.production
 
@@ -88,7 +90,7 @@ async def test_turns_are_handled_by_both_worker_processes(
     assert identities <= seen, f"activities ran on {seen}, workers are {identities}"
 
 
-async def test_whitenoise_serves_hashed_static_files(prod: ProductionStack) -> None:
+async def test_servestatic_serves_hashed_static_files(prod: ProductionStack) -> None:
     async with ChatClient(prod.web_urls, behind_proxy=True) as anonymous:
         async with anonymous.session.get(f"{prod.web_urls[1]}/accounts/login/") as response:
             assert response.status == 200
@@ -199,3 +201,76 @@ async def _activity_worker(handle: object, timeout: float = 15.0) -> str:
                 return str(pending.last_worker_identity)
         await asyncio.sleep(0.05)
     raise AssertionError("no pending activity was picked up by a worker")
+
+
+async def _eventually(probe: Any, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = await probe()
+        if found:
+            return found
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"not within {timeout:.0f}s")
+
+
+DETAIL_LINK_RE = re.compile(r'href="(/reviews/[0-9a-f-]{36}/[^/"]+/)"')
+ARGUMENTS_HASH_RE = re.compile(r'name="arguments_hash" value="([0-9a-f]+)"')
+
+
+async def test_a_tool_added_the_documented_way_is_edited_and_approved_on_the_other_web(
+    prod: ProductionStack, alice: ChatClient
+) -> None:
+    """alice asks through web A for a tool that lives in a module listed in
+    AGENT_TOOL_MODULES; rita edits its arguments and approves on web B, whose edit form
+    validates them with the same registry; the worker runs the edited call."""
+    web_a, web_b = prod.web_urls
+    ids = await alice.new_conversation(web_a)
+    await alice.send(
+        web_a,
+        conversation_id=ids["conversation_id"],
+        message_id=ids["message_id"],
+        text='[[call add_loyalty_points {"customer_email": "ada@example.com", "points": 50}]]',
+        first=True,
+    )
+    async with ChatClient(prod.web_urls, behind_proxy=True) as rita:
+        await rita.login(web_b, "rita", DEMO_PASSWORD)
+
+        async def detail_path() -> str | None:
+            async with rita.session.get(f"{web_b}/reviews/") as response:
+                page = await response.text()
+            links = [p for p in DETAIL_LINK_RE.findall(page) if ids["conversation_id"] in p]
+            return links[0] if links else None
+
+        path = await _eventually(detail_path)
+        async with rita.session.get(f"{web_b}{path}") as response:
+            detail = await response.text()
+        assert "Add 50 points for ada@example.com" in detail
+        arguments_hash = ARGUMENTS_HASH_RE.search(detail)
+        assert arguments_hash is not None
+        async with rita.session.post(
+            f"{web_b}{path}decide/",
+            data={
+                "action": "approve",
+                "arguments_hash": arguments_hash.group(1),
+                "edited_arguments": '{"customer_email": "ada@example.com", "points": 20}',
+                "reason": "",
+            },
+            headers={
+                "X-CSRFToken": rita._csrf(),
+                "HX-Request": "true",
+                "HX-Target": "decision-result",
+                "Origin": rita.public(web_b, ""),
+            },
+        ) as response:
+            result = await response.text()
+        assert response.status == 200
+        assert "Approved by rita" in result and "with edited arguments" in result, result
+
+    async def answered() -> str | None:
+        async with alice.session.get(f"{web_a}/c/{ids['conversation_id']}/") as response:
+            page = await response.text()
+        done = "Result of add_loyalty_points" in page and "agent-status idle" in page
+        return page if done else None
+
+    page = await _eventually(answered)
+    assert "&quot;points_added&quot;: 20" in page

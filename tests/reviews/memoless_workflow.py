@@ -10,7 +10,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from temporal_worker.shared import ConversationInput, ConversationResult
+    from temporal_worker.contracts.conversation import ConversationInput, ConversationResult
     from temporal_worker.workflows import ConversationWorkflow
 
 

@@ -22,17 +22,15 @@ from django.test import AsyncClient
 from temporalio.client import Client as TemporalClient
 from temporalio.worker import Worker
 
-from chatapp import temporal_client
-from chatapp.asgi import application
 from chatapp.models import Message
-from chatapp.temporal_client import PendingListing
+from config.asgi import application
 from reviews.models import Approval, ApprovalPolicy
 from shop.models import Refund
-from temporal_worker.shared import (
-    PendingApproval,
-    conversation_workflow_id,
-)
-from temporal_worker.worker import ACTIVITIES
+from temporal_worker import client as temporal_client
+from temporal_worker.client import PendingListing
+from temporal_worker.contracts.approvals import PendingApproval
+from temporal_worker.contracts.conversation import conversation_workflow_id
+from temporal_worker.worker import activities, product_ports
 from temporal_worker.workflows import ConversationWorkflow
 from tests.approvals import (
     pending_approvals_terminate,
@@ -259,7 +257,7 @@ async def test_a_workflow_from_before_the_memo_is_listed_through_a_query(
         temporal,
         task_queue=task_queue,
         workflows=[MemolessConversationWorkflow],
-        activities=ACTIVITIES,
+        activities=activities(product_ports()),
     ):
         approval = await refund_requested(temporal, customer, amount="43")
         listing = await eventually(_listing_with(approval.call_id))

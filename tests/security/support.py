@@ -12,8 +12,9 @@ from django.http import HttpResponse
 from django.test import AsyncClient
 from temporalio.client import Client as TemporalClient
 
-from chatapp.asgi import application
-from temporal_worker.shared import PendingApproval, conversation_workflow_id
+from config.asgi import application
+from temporal_worker.contracts.approvals import PendingApproval
+from temporal_worker.contracts.conversation import conversation_workflow_id
 from temporal_worker.workflows import ConversationWorkflow
 from tests.factories import auser_create
 from tests.helpers import body, html_element, html_text, input_values

@@ -8,10 +8,6 @@ daphne's websocket message limit (through a real daphne process).
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,6 +19,7 @@ from django.conf import settings as django_settings
 from temporalio.client import Client as TemporalClient
 
 from chatapp.models import Conversation, Message
+from config import processes
 from reviews.models import Approval, ApprovalPolicy
 from tests.approvals import (
     refund_requested,
@@ -247,45 +244,34 @@ async def test_the_admin_refuses_an_oversized_policy() -> None:
 # --- websockets, through a real daphne ----------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def daphne_command() -> tuple[list[str], dict[str, str], int]:
-    """`daphne chatapp.asgi:application` (as the README deploys it) on the test database."""
-    port = _free_port()
-    database = Path(django_settings.DATABASES["default"]["NAME"]).resolve()
-    daphne = str(Path(sys.executable).parent / "daphne")
-    command = [daphne, "-b", "127.0.0.1", "-p", str(port), "chatapp.asgi:application"]
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "LOG_LEVEL": "WARNING"}
-    return command, env, port
-
-
 @pytest_asyncio.fixture
-async def daphne_url(daphne_command: tuple[list[str], dict[str, str], int]) -> AsyncIterator[str]:
-    command, env, port = daphne_command
-    process = await asyncio.create_subprocess_exec(
-        *command, cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+async def daphne_url(tmp_path: Path) -> AsyncIterator[str]:
+    """`daphne config.asgi:application` (as the README deploys it) on the test database."""
+    port = processes.free_port()
+    database = django_settings.DATABASES["default"]["NAME"]
+    daphne = processes.Child(
+        name="daphne",
+        command=[
+            processes.venv_bin("daphne"),
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "config.asgi:application",
+        ],
+        log_path=tmp_path / "daphne.log",
+        cwd=BASE_DIR,
+        env={"DATABASE_URL": f"sqlite:///{database}", "LOG_LEVEL": "WARNING"},
+        ready_url=f"http://127.0.0.1:{port}/healthz",
     )
-    url = f"http://127.0.0.1:{port}"
-
-    async def healthy() -> bool:
-        assert process.returncode is None, f"daphne exited with {process.returncode}"
-        try:
-            async with aiohttp.ClientSession() as session, session.get(f"{url}/healthz") as r:
-                return r.status == 200
-        except aiohttp.ClientError:
-            return False
-
+    # Launched from the event loop's thread (a child dies with the thread that started
+    # it); only the wait goes to a worker thread.
+    daphne.launch()
     try:
-        await eventually(healthy, timeout=30)
-        yield url
+        await asyncio.to_thread(daphne.wait_ready)
+        yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        await process.wait()
+        await asyncio.to_thread(daphne.stop)
 
 
 async def test_a_websocket_message_over_daphnes_limit_closes_the_socket(daphne_url: str) -> None:

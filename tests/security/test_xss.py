@@ -22,8 +22,8 @@ from chatapp.models import Message
 from chatapp.rendering import markdown_to_html
 from reviews.models import Approval
 from shop.models import Refund
+from temporal_worker.contracts.conversation import conversation_workflow_id
 from temporal_worker.scripted_model import ScriptedModelServer
-from temporal_worker.shared import conversation_workflow_id
 from temporal_worker.workflows import ConversationWorkflow
 from tests.approvals import (
     order_create,

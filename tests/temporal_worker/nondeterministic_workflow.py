@@ -11,7 +11,11 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from temporal_worker.shared import ConversationInput, ConversationResult, LlmResult
+    from temporal_worker.contracts.conversation import (
+        ConversationInput,
+        ConversationResult,
+        LlmResult,
+    )
     from temporal_worker.workflows import ConversationWorkflow
 
 

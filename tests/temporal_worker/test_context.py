@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from temporal_worker.context import approx_tokens, trim_context
-from temporal_worker.shared import ChatMessage, ToolCall
+from temporal_worker.contracts.conversation import ChatMessage
+from temporal_worker.contracts.tools import ToolCall
 
 _seq = iter(range(1, 10_000))
 

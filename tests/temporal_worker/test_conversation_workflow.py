@@ -25,12 +25,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from chatapp import services, temporal_client
+from chatapp import prompts, services
 from chatapp.models import Conversation, Message
-from chatapp.progress import conversation_group
-from temporal_worker import prompts
-from temporal_worker.scripted_model import server as scripted_server
-from temporal_worker.shared import (
+from temporal_worker import client as temporal_client
+from temporal_worker.contracts.conversation import (
     CONTENT_POLICY_ERROR,
     LLM_ACTIVITY,
     RATE_LIMIT_ERROR,
@@ -39,6 +37,9 @@ from temporal_worker.shared import (
     LlmResult,
     conversation_workflow_id,
 )
+from temporal_worker.contracts.errors import UserError
+from temporal_worker.contracts.events import conversation_group
+from temporal_worker.scripted_model import server as scripted_server
 from tests.factories import user_create
 from tests.helpers import eventually, history, of_type
 
@@ -245,14 +246,14 @@ async def test_messages_sent_while_answering_are_queued_and_answered_in_order(
     ]
     assert answers == [c.reply for c in model_calls]
     transcript = await rows(cid)
-    # A message takes its seq when it arrives, a reply when its answer begins: the page
-    # (ordered by seq) shows everything in the order it happened.
+    # A queued message takes its seq when its turn starts, a reply when its answer
+    # begins: the page (ordered by seq) shows each question right before its answer.
     assert [(m.seq, m.role, m.content) for m in transcript] == [
         (1, "user", first),
         (2, "assistant", answers[0]),
         (3, "user", second),
-        (4, "user", third),
-        (5, "assistant", answers[1]),
+        (4, "assistant", answers[1]),
+        (5, "user", third),
         (6, "assistant", answers[2]),
     ]
     # The workflow handed each call the whole conversation so far.
@@ -327,7 +328,7 @@ async def test_validators_reject_bad_messages_without_a_trace(temporal, worker, 
     async def rejected(text: str) -> str:
         message_id = str(uuid.uuid4())
         rejected_ids.append(message_id)
-        with pytest.raises(temporal_client.ChatRejected) as caught:
+        with pytest.raises(UserError) as caught:
             await temporal_client.message_send(
                 conversation_id=str(cid), owner_id=user.pk, message_id=message_id, text=text
             )
@@ -346,7 +347,7 @@ async def test_validators_reject_bad_messages_without_a_trace(temporal, worker, 
     assert at_limit.accepted.seq > 0
     await wait_rows(cid, 2, role="assistant")
     await wait_idle(cid)
-    with pytest.raises(temporal_client.ChatRejected, match="not answering"):
+    with pytest.raises(UserError, match="not answering"):
         await temporal_client.answer_stop(conversation_id=str(cid))
 
     accepted = accepted_update_ids(await history(temporal, cid))
@@ -371,7 +372,7 @@ async def test_archived_conversation_refuses_messages_while_finishing_its_answer
         conversation_workflow_id(str(cid)), result_type=ConversationResult
     )
     message_id = str(uuid.uuid4())
-    with pytest.raises(temporal_client.ChatRejected, match="archived"):
+    with pytest.raises(UserError, match="archived"):
         await temporal_client.message_send(
             conversation_id=str(cid), owner_id=user.pk, message_id=message_id, text="one more"
         )
@@ -437,7 +438,7 @@ async def test_content_policy_refusal_shows_notice_and_conversation_goes_on(
     assert "refused" in notice.content
     assert not notice.can_retry
     assert [m.role for m in await rows(cid)] == ["user", "notice"]
-    with pytest.raises(temporal_client.ChatRejected, match="fail the same way"):
+    with pytest.raises(UserError, match="fail the same way"):
         await temporal_client.turn_retry(conversation_id=str(cid), notice_id=str(notice.id))
 
     sent_next = await send(user, cid, next_text)
@@ -579,7 +580,7 @@ async def test_retry_after_a_stopped_turn_answers_and_refuses_stale_retries(
     assert not await rows(cid, role="assistant")
 
     await services.turn_retry(user=user, conversation_id=cid, notice_id=notice.id)
-    with pytest.raises(temporal_client.ChatRejected, match="already answering"):
+    with pytest.raises(UserError, match="already answering"):
         await temporal_client.turn_retry(conversation_id=str(cid), notice_id=str(notice.id))
 
     [reply] = await wait_rows(cid, 1, role="assistant")
@@ -588,7 +589,7 @@ async def test_retry_after_a_stopped_turn_answers_and_refuses_stale_retries(
     assert (reply.content, reply.status) == (call.reply, "complete")
     assert [m.role for m in await rows(cid)] == ["user", "notice", "assistant"]
     await wait_idle(cid)
-    with pytest.raises(temporal_client.ChatRejected, match="latest failed answer"):
+    with pytest.raises(UserError, match="latest failed answer"):
         await temporal_client.turn_retry(conversation_id=str(cid), notice_id=str(notice.id))
     assert [r["status"] for r in requests_for(scripted_model, text)] == [429, 200]
 
@@ -614,11 +615,11 @@ async def test_archive_completes_the_workflow_and_refuses_new_messages(
     result = await asyncio.wait_for(handle.result(), timeout=20)
     assert result == ConversationResult(conversation_id=str(cid), messages=2, total_steps=1)
     assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
-    with pytest.raises(temporal_client.ChatRejected, match="archived"):
+    with pytest.raises(UserError, match="archived"):
         await temporal_client.message_send(
             conversation_id=str(cid), owner_id=user.pk, message_id=str(uuid.uuid4()), text="hi"
         )
-    with pytest.raises(temporal_client.ChatRejected, match="archived"):
+    with pytest.raises(UserError, match="archived"):
         await send(user, cid, "hi again")
     assert len(await rows(cid)) == 2
     gc.collect()  # log the SDK's unretrieved start error here, not during a later test
@@ -638,7 +639,7 @@ async def test_send_to_an_archived_conversation_leaves_no_unretrieved_error(
     gc.collect()
     caplog.clear()
 
-    with pytest.raises(temporal_client.ChatRejected, match="archived"):
+    with pytest.raises(UserError, match="archived"):
         await temporal_client.message_send(
             conversation_id=str(cid), owner_id=user.pk, message_id=str(uuid.uuid4()), text="hi"
         )
@@ -650,7 +651,18 @@ async def test_send_to_an_archived_conversation_leaves_no_unretrieved_error(
 # --- 11. the workflow code never imports Django ----------------------------------------------
 
 
-@pytest.mark.parametrize("module", ["workflows.py", "shared.py"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "workflows.py",
+        "context.py",
+        *(
+            f"contracts/{p.name}"
+            for p in (ROOT / "temporal_worker" / "contracts").glob("*.py")
+            if p.name != "__init__.py"
+        ),
+    ],
+)
 def test_workflow_modules_import_no_django_or_io(module):
     source = (ROOT / "temporal_worker" / module).read_text()
     # CPython 3.11.7 raises "AST constructor recursion depth mismatch" when a garbage
@@ -705,7 +717,7 @@ async def test_progress_events_stream_deltas_before_the_final_message(
         while True:
             event = await layer.receive(channel)
             events.append(event)
-            if event["kind"] == "message" and event.get("final"):
+            if event["type"] == "chat.message" and event["final"]:
                 return
 
     listener = asyncio.create_task(listen())
@@ -718,15 +730,19 @@ async def test_progress_events_stream_deltas_before_the_final_message(
 
     [reply] = await rows(cid, role="assistant")
     assert reply.content.startswith("**Scripted demo model.**")
-    kinds = [e["kind"] for e in events]
-    assert (kinds[0], events[0]["phase"]) == ("phase", "thinking")
-    assert kinds[-1] == "message"
+    # The step first shows the user's message as recorded; then the reply streams.
+    first_recorded = next(e["message_id"] for e in events if e["type"] == "chat.message")
+    assert first_recorded != str(reply.id)
+    events = [e for e in events if e.get("reply_id") == str(reply.id)]
+    kinds = [e["type"] for e in events]
+    assert (kinds[0], events[0]["phase"]) == ("chat.phase", "thinking")
+    assert kinds[-1] == "chat.message"
     assert (events[-1]["message_id"], events[-1]["final"]) == (str(reply.id), True)
-    deltas = [e for e in events if e["kind"] == "delta"]
+    deltas = [e for e in events if e["type"] == "chat.delta"]
     assert len(deltas) > 1
-    assert kinds.index("delta") < kinds.index("message")
+    assert kinds.index("chat.delta") < kinds.index("chat.message")
     assert "".join(e["delta"] for e in deltas) == reply.content
     offsets = [e["offset"] for e in deltas]
     assert offsets == [len("".join(e["delta"] for e in deltas[:i])) for i in range(len(deltas))]
     assert {e["reply_id"] for e in events} == {str(reply.id)}
-    assert {e["type"] for e in events} == {"chat.progress"}
+    assert set(kinds) <= {"chat.phase", "chat.delta", "chat.snapshot", "chat.message"}

@@ -1,5 +1,5 @@
-"""Pushes to the channel layer: a recorded message is tried again when the layer stalls;
-a token delta is not (snapshots make up for it)."""
+"""Live events onto the channel layer: a reliable event (a recorded message) is tried
+again when the layer stalls; a token delta is not (snapshots make up for it)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from channels.layers import InMemoryChannelLayer
 
-from chatapp import progress
+from temporal_worker import live
+from temporal_worker.contracts.events import MessageRecorded, ReplyDelta, conversation_group
 
 
 class StallingOnceLayer(InMemoryChannelLayer):
@@ -29,24 +30,26 @@ class StallingOnceLayer(InMemoryChannelLayer):
 @pytest.fixture
 def layer(monkeypatch: pytest.MonkeyPatch) -> StallingOnceLayer:
     layer = StallingOnceLayer()
-    monkeypatch.setattr(progress, "get_channel_layer", lambda: layer)
-    monkeypatch.setattr(progress, "PUSH_TIMEOUT_SECONDS", 0.05)
+    monkeypatch.setattr(live, "get_channel_layer", lambda: layer)
+    monkeypatch.setattr(live, "PUSH_TIMEOUT_SECONDS", 0.05)
     return layer
 
 
 async def _subscribed(layer: StallingOnceLayer, conversation_id: str) -> str:
     channel = await layer.new_channel()
-    await layer.group_add(progress.conversation_group(conversation_id), channel)
+    await layer.group_add(conversation_group(conversation_id), channel)
     return channel
 
 
 async def test_a_recorded_message_is_pushed_again_after_a_stall(layer: StallingOnceLayer) -> None:
     channel = await _subscribed(layer, "c1")
 
-    await progress.progress_push("c1", {"kind": "message", "message_id": "m1"})
+    await live.ChannelLayerPublisher().publish(
+        conversation_group("c1"), MessageRecorded(message_id="m1", reply_id="m1", final=True)
+    )
 
     received = await asyncio.wait_for(layer.receive(channel), timeout=1)
-    assert (received["kind"], received["message_id"]) == ("message", "m1")
+    assert (received["type"], received["message_id"]) == ("chat.message", "m1")
     with pytest.raises(TimeoutError):  # once, not twice
         await asyncio.wait_for(layer.receive(channel), timeout=0.2)
 
@@ -54,7 +57,9 @@ async def test_a_recorded_message_is_pushed_again_after_a_stall(layer: StallingO
 async def test_a_token_delta_is_tried_once(layer: StallingOnceLayer) -> None:
     channel = await _subscribed(layer, "c2")
 
-    await progress.progress_push("c2", {"kind": "delta", "delta": "hi", "offset": 0})
+    await live.ChannelLayerPublisher().publish(
+        conversation_group("c2"), ReplyDelta(reply_id="r", offset=0, delta="hi")
+    )
 
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(layer.receive(channel), timeout=0.2)

@@ -16,10 +16,11 @@ import pytest_asyncio
 from aiohttp import web
 
 from temporal_worker import llm_gateway
+from temporal_worker.contracts.conversation import ChatMessage
+from temporal_worker.contracts.tools import ToolCall
 from temporal_worker.scripted_model import ScriptedModelServer, reply_for
 from temporal_worker.scripted_model.server import create_app
-from temporal_worker.shared import ChatMessage, ToolCall
-from temporal_worker.tools.registry import openai_tools
+from temporal_worker.tools.registry import tool_registry
 
 SYSTEM = "You are a test."
 
@@ -74,7 +75,7 @@ async def test_plain_text_streams_in_pieces(model: ScriptedModelServer) -> None:
 
 async def test_tool_call_pieces_are_assembled_in_order(model: ScriptedModelServer) -> None:
     text = "Refund $25.5 on order 7 and email customer of order 7: Sorry and thanks for waiting"
-    tools = openai_tools()
+    tools = tool_registry().openai_tools()
 
     completion, deltas = await stream(model.base_url, text, tools=tools)
 

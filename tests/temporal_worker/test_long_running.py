@@ -14,18 +14,16 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from asgiref.sync import sync_to_async
-from pydantic import BaseModel
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from chatapp import services, temporal_client
-from chatapp.models import Message, Prompt
+from chatapp import selectors, services
+from chatapp.models import Conversation, Message, Prompt
 from chatapp.prompt_services import prompt_version_activate, prompt_version_create
-from temporal_worker.activities.tools import _tool_activity
-from temporal_worker.shared import LLM_ACTIVITY, conversation_workflow_id
-from temporal_worker.tools.registry import TOOLS, ToolContext, tool
-from temporal_worker.worker import ACTIVITIES, WORKFLOWS
+from temporal_worker import client as temporal_client
+from temporal_worker.contracts.conversation import LLM_ACTIVITY, conversation_workflow_id
+from temporal_worker.worker import build_worker
 from temporal_worker.workflows import ConversationWorkflow
 from tests.approvals import decision_for
 from tests.factories import user_create
@@ -193,34 +191,14 @@ def _seed_prompt() -> None:
     prompts_seed_defaults()
 
 
-class HugeArgs(BaseModel):
-    megabytes: int = 3
-
-
 @pytest_asyncio.fixture
-async def huge_tool_worker(temporal: Client, task_queue: str) -> AsyncIterator[Worker]:
-    """The real worker plus a test tool that returns several MB."""
-
-    @tool(
-        name="export_everything",
-        description="Test only: a huge result.",
-        kind="read",
-        summarize=lambda args: "Export everything",
-    )
-    async def export_everything(args: HugeArgs, ctx: ToolContext) -> dict[str, Any]:
-        return {"rows": ["x" * 1000 for _ in range(args.megabytes * 1000)]}
-
-    try:
-        worker = Worker(
-            temporal,
-            task_queue=task_queue,
-            workflows=WORKFLOWS,
-            activities=[*ACTIVITIES, _tool_activity(TOOLS["export_everything"])],
-        )
-        async with worker:
-            yield worker
-    finally:
-        TOOLS.pop("export_everything", None)
+async def huge_tool_worker(
+    temporal: Client, task_queue: str, settings: Any
+) -> AsyncIterator[Worker]:
+    """The product's worker, with a test tool module listed the documented way."""
+    settings.AGENT_TOOL_MODULES = ["shop.tools", "tests.temporal_worker.huge_tools"]
+    async with build_worker(temporal, task_queue=task_queue) as worker:
+        yield worker
 
 
 async def test_a_several_megabyte_tool_result_is_truncated_for_the_model_and_kept_whole(
@@ -245,8 +223,10 @@ async def test_a_several_megabyte_tool_result_is_truncated_for_the_model_and_kep
     [result] = [m for m in await _messages(cid) if m.role == "tool"]
     assert len(result.content) < 5000
     assert "truncated: the result has" in result.content
-    assert len(result.content_full) > 3_000_000
-    assert json.loads(result.content_full)["rows"][0] == "x" * 1000
+    transcript = await selectors.message_list(conversation=await Conversation.objects.aget(id=cid))
+    [shown] = [m for m in transcript if m.role == "tool"]
+    assert len(shown.content_full) > 3_000_000
+    assert json.loads(shown.content_full)["rows"][0] == "x" * 1000
     history = await temporal.get_workflow_handle(conversation_workflow_id(cid)).fetch_history()
     largest = max(len(e.SerializeToString()) for e in history.events)
     assert largest < 200_000, f"a history event of {largest} bytes"

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from temporalio import activity
 from temporalio.testing import ActivityEnvironment
 
 from shop.models import Customer, HelpArticle, Order, OrderStatusChange, OutboxEmail, Refund
-from temporal_worker.activities.tools import TOOL_ACTIVITIES, ToolActivity
-from temporal_worker.shared import ToolOutcome, ToolRequest, tool_activity_name
-from temporal_worker.tools.registry import TOOLS, openai_tools
+from temporal_worker.activities.tools import ToolActivity
+from temporal_worker.contracts.tools import ToolOutcome, ToolRequest
+from temporal_worker.tools.registry import tool_registry
+from temporal_worker.worker import product_ports
 
 EXPECTED_TOOLS = {
     "search_orders": ("read", ["query"]),
@@ -57,8 +57,9 @@ def assert_json_schema(schema: dict[str, Any], where: str = "parameters") -> Non
 
 
 def test_each_tool_is_declared_with_a_valid_openai_schema() -> None:
-    assert set(TOOLS) >= set(EXPECTED_TOOLS)
-    schemas = {s["function"]["name"]: s for s in openai_tools()}
+    tools = tool_registry()
+    assert set(tools.names()) >= set(EXPECTED_TOOLS)
+    schemas = {s["function"]["name"]: s for s in tools.openai_tools()}
     for name, (kind, required) in EXPECTED_TOOLS.items():
         schema = json.loads(json.dumps(schemas[name]))  # JSON-able, as sent to the model
         assert schema["type"] == "function"
@@ -68,7 +69,7 @@ def test_each_tool_is_declared_with_a_valid_openai_schema() -> None:
         assert parameters["required"] == required
         assert parameters["additionalProperties"] is False
         assert_json_schema(parameters)
-        assert TOOLS[name].kind == kind
+        assert tools.get(name).kind == kind
 
     refund = schemas["issue_refund"]["function"]["parameters"]["properties"]
     assert refund["reason"]["maxLength"] == 500
@@ -80,27 +81,19 @@ def test_each_tool_is_declared_with_a_valid_openai_schema() -> None:
     )
     status = schemas["change_order_status"]["function"]["parameters"]["properties"]["status"]
     assert status["enum"] == ["paid", "shipped", "delivered", "cancelled"]
-    assert TOOLS["issue_refund"].threshold_argument == "amount"
+    assert tools.get("issue_refund").threshold_argument == "amount"
 
 
 def test_summaries_describe_the_action_for_a_reviewer() -> None:
-    refund = TOOLS["issue_refund"].validate(
-        '{"order_id": 1001, "amount": "25", "reason": "Late delivery"}'
-    )
-    email = TOOLS["send_email"].validate(
+    refund_tool, email_tool = tool_registry().get("issue_refund"), tool_registry().get("send_email")
+    refund = refund_tool.validate('{"order_id": 1001, "amount": "25", "reason": "Late delivery"}')
+    email = email_tool.validate(
         '{"order_id": 1001, "subject": "About your order #1001", "body": "Hello"}'
     )
-    assert TOOLS["issue_refund"].summarize(refund) == "Refund 25.00 EUR on order #1001"
+    assert refund_tool.summarize(refund) == "Refund 25.00 EUR on order #1001"
     assert (
-        TOOLS["send_email"].summarize(email)
-        == "Email the customer of order #1001: About your order #1001"
+        email_tool.summarize(email) == "Email the customer of order #1001: About your order #1001"
     )
-
-
-def activity_for(name: str) -> ToolActivity:
-    by_name = {activity._Definition.must_from_callable(a).name: a for a in TOOL_ACTIVITIES}
-    assert set(by_name) == {tool_activity_name(t) for t in TOOLS}
-    return by_name[tool_activity_name(name)]
 
 
 def request(name: str, arguments: dict[str, Any] | str, *, call_id: str = "") -> ToolRequest:
@@ -118,8 +111,9 @@ async def run(
     name: str, arguments: dict[str, Any] | str, *, attempt: int = 1, call_id: str = ""
 ) -> tuple[ToolOutcome, Any]:
     env = ActivityEnvironment()
-    env.info = dataclasses.replace(env.info, attempt=attempt)
-    outcome = await env.run(activity_for(name), request(name, arguments, call_id=call_id))
+    env.info = dataclasses.replace(env.info, attempt=attempt, activity_type=f"tool.{name}")
+    tools = ToolActivity(product_ports(), tools=tool_registry)
+    outcome = await env.run(tools.run, request(name, arguments, call_id=call_id), tool_name=name)
     return outcome, json.loads(outcome.content)
 
 
@@ -158,9 +152,20 @@ async def test_malformed_arguments_are_answered_not_retried(
 
 async def test_a_request_for_another_tool_is_refused() -> None:
     env = ActivityEnvironment()
-    outcome = await env.run(activity_for("get_order"), request("delete_everything", {}))
+    tools = ToolActivity(product_ports(), tools=tool_registry)
+    outcome = await env.run(tools.run, request("delete_everything", {}), tool_name="get_order")
     assert outcome.ok is False
     assert "cannot run 'delete_everything'" in json.loads(outcome.content)["error"]
+
+
+async def test_an_unknown_tool_is_answered_not_retried() -> None:
+    env = ActivityEnvironment()
+    tools = ToolActivity(product_ports(), tools=tool_registry)
+    outcome = await env.run(
+        tools.run, request("delete_everything", {}), tool_name="delete_everything"
+    )
+    assert outcome.ok is False
+    assert "no longer available" in json.loads(outcome.content)["error"]
 
 
 # --- against the test database ------------------------------------------------
@@ -269,15 +274,14 @@ WRITES = {
 @db
 @pytest.mark.parametrize("name", list(WRITES))
 async def test_a_retry_after_the_write_took_effect_does_not_write_twice(
-    name: str, settings: Any, mailoutbox: list
+    name: str, mailoutbox: list
 ) -> None:
-    settings.TOOL_FAIL_AFTER_WRITE = {name}
     model, arguments = WRITES[name]
     order = await order_create(status="paid", total="100.00")
     arguments = {"order_id": order.number, **arguments}
 
-    with pytest.raises(RuntimeError, match="injected failure after the write"):
-        await run(name, arguments, attempt=1, call_id="call_retried")
+    # The first attempt writes; its result is lost (the worker dies before reporting it).
+    await run(name, arguments, attempt=1, call_id="call_retried")
     assert await model.objects.filter(order=order).acount() == 1
 
     outcome, content = await run(name, arguments, attempt=2, call_id="call_retried")

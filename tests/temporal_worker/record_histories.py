@@ -1,0 +1,157 @@
+"""Record the replay histories in tests/histories/: `make record-histories`.
+
+Run only after a deliberate, `workflow.patched`-guarded change to workflow code; the
+replay tests (test_replay.py) then prove old and new histories both replay. Not a test
+module: the normal run never collects it (its name is no test_*.py and its functions
+are record_*), so nothing here shows up as a skip.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from asgiref.sync import sync_to_async
+from temporalio.client import Client
+
+from chatapp import services
+from chatapp.models import Message
+from reviews.models import ApprovalPolicy
+from temporal_worker import client as temporal_client
+from temporal_worker.contracts.approvals import PendingApproval
+from temporal_worker.contracts.conversation import conversation_workflow_id
+from tests.approvals import decision_for
+from tests.factories import user_create
+from tests.helpers import eventually
+
+HISTORIES = Path(__file__).resolve().parents[1] / "histories"
+
+Scenario = Callable[[Client], Awaitable[list[str]]]
+
+
+# --- scenarios: each drives one conversation and returns its conversation ids ----------
+
+
+async def _conversation(text: str) -> str:
+    """Start a conversation with its first message; its id."""
+    user = await sync_to_async(user_create)()
+    sent = await services.message_send(
+        user=user, conversation_id=uuid.uuid4(), message_id=uuid.uuid4(), text=text
+    )
+    return str(sent.conversation.id)
+
+
+async def _answered(conversation_id: str, replies: int = 1) -> None:
+    async def done() -> bool:
+        live = await temporal_client.conversation_live_state(conversation_id=conversation_id)
+        idle = live is not None and live.status == "idle" and live.queued == 0
+        count = await Message.objects.filter(
+            conversation_id=conversation_id, role="assistant", tool_calls=[]
+        ).acount()
+        return idle and count >= replies
+
+    await eventually(done, timeout=30)
+
+
+async def _pending(conversation_id: str) -> list[PendingApproval]:
+    async def found() -> list[PendingApproval]:
+        listing = await temporal_client.approvals_pending_list()
+        return [p for p in listing.items if p.conversation_id == conversation_id]
+
+    return await eventually(found, timeout=30)
+
+
+async def _decide(conversation_id: str, action: str, reason: str = "") -> None:
+    reviewer = await sync_to_async(user_create)()
+    for item in await _pending(conversation_id):
+        await temporal_client.approval_decide(
+            conversation_id=conversation_id,
+            decision=decision_for(item, reviewer, action, reason=reason),
+        )
+
+
+async def plain_turn(client: Client) -> list[str]:
+    cid = await _conversation("Hello there")
+    await _answered(cid)
+    return [cid]
+
+
+async def parallel_tools(client: Client) -> list[str]:
+    cid = await _conversation("status of order 1001 and how do I return an item")
+    await _answered(cid)
+    return [cid]
+
+
+async def approval_approved(client: Client) -> list[str]:
+    cid = await _conversation("refund 20 on order 1009")
+    await _decide(cid, "approve")
+    await _answered(cid)
+    return [cid]
+
+
+async def approval_rejected(client: Client) -> list[str]:
+    cid = await _conversation("refund 30 on order 1013")
+    await _decide(cid, "reject", reason="Refunds over 25 need a receipt.")
+    await _answered(cid)
+    return [cid]
+
+
+async def approval_timed_out(client: Client) -> list[str]:
+    await ApprovalPolicy.objects.aupdate_or_create(
+        tool_name="send_email", defaults={"mode": "always", "deadline_seconds": 2}
+    )
+    cid = await _conversation("email customer of order 1003: Your parcel is on its way")
+    await _answered(cid)
+    return [cid]
+
+
+async def continue_as_new(client: Client) -> list[str]:
+    cid = await _conversation("[[loop 5]] keep going")
+    await _answered(cid)
+    return [cid]
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "plain_turn": plain_turn,
+    "parallel_tools": parallel_tools,
+    "approval_approved": approval_approved,
+    "approval_rejected": approval_rejected,
+    "approval_timed_out": approval_timed_out,
+    "continue_as_new": continue_as_new,
+}
+
+
+# --- recording ---------------------------------------------------------------------------
+
+
+async def _runs_json(client: Client, conversation_id: str) -> list[tuple[str, str]]:
+    """Every run of the conversation's workflow, oldest first, as history JSON."""
+    workflow_id = conversation_workflow_id(conversation_id)
+    runs = [execution async for execution in client.list_workflows(f'WorkflowId = "{workflow_id}"')]
+    runs.sort(key=lambda e: e.start_time)
+    histories = []
+    for index, execution in enumerate(runs, start=1):
+        handle = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
+        history = await handle.fetch_history()
+        histories.append((f"run{index}", history.to_json()))
+    return histories
+
+
+# Collected only by `make record-histories` (pytest -o python_functions='record_*' <this file>).
+# demo_shop: the orders the scenarios ask about, which an earlier transactional test flushed.
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("name", list(SCENARIOS))
+async def record_history(name: str, temporal: Client, worker, settings, demo_shop) -> None:
+    settings.AGENT_STEPS_PER_RUN = 2  # so the continue_as_new scenario crosses runs
+    conversation_ids = await SCENARIOS[name](temporal)
+    for conversation_id in conversation_ids:
+        # Archive, so each recorded history also covers the close and ends complete.
+        await temporal_client.conversation_close(conversation_id=conversation_id)
+        await temporal.get_workflow_handle(conversation_workflow_id(conversation_id)).result()
+    for stale in HISTORIES.glob(f"{name}.*.json"):
+        stale.unlink()
+    for conversation_id in conversation_ids:
+        for run, text in await _runs_json(temporal, conversation_id):
+            (HISTORIES / f"{name}.{run}.json").write_text(text)
