@@ -4,8 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# bash: works whether or not the checkout kept the executable bit.
+TEST_DEPENDENCIES := bash scripts/check_test_dependencies.sh
 
-.PHONY: venv setup run test test-production lint bench clean record-histories
+.PHONY: venv setup run test test-dependencies test-production lint lint-style lint-layers \
+	lint-types bench clean record-histories
 
 venv: $(STAMP)
 
@@ -26,25 +29,44 @@ setup: venv
 run: setup
 	$(PY) manage.py serve
 
+# Deselects the production-mode tests (their own target below); everything else runs,
+# browser and Redis tests included: their programs are installed (or asked for) first.
 test: setup
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(TEST_DEPENDENCIES) chromium redis
+	$(VENV)/bin/pytest -m "not production" $(PYTEST_ARGS)
+
+# As root, installs what the tests need from Debian's packages; otherwise says how.
+test-dependencies:
+	$(TEST_DEPENDENCIES)
 
 # Production mode: PostgreSQL, Redis, Temporal, 2 workers and 2 daphne web processes, each
-# its own process (scripts/prod_stack.py). Needs Debian's postgresql and redis-server.
+# its own process (scripts/prod_stack.py), from Debian's postgresql and redis-server.
 test-production: venv
+	$(TEST_DEPENDENCIES) redis postgresql
 	PRODUCTION_MODE=1 $(VENV)/bin/pytest -m production tests/production
 
-lint: venv
+# Three independent checks: `make -k lint` (CI) reports every one even when one fails.
+lint: lint-style lint-layers lint-types
+
+lint-style: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# The architecture rules: contracts in pyproject.toml [tool.importlinter].
+lint-layers: venv
+	$(VENV)/bin/lint-imports --no-logo
+
+lint-types: venv
+	$(VENV)/bin/mypy
 
 bench: venv
 	$(PY) -m pip install -q -e '.[dev,bench]' && $(PY) bench/run.py
 
 # After a deliberate (workflow.patched) change to workflow code: record the replay
-# histories again from the scenarios in tests/temporal_worker/test_replay.py.
+# histories in tests/histories again. The recorder is no test module (record_*.py,
+# record_* functions), so the normal run never collects it.
 record-histories: venv
-	RECORD_HISTORIES=1 $(VENV)/bin/pytest tests/temporal_worker/test_replay.py -k record_history
+	$(VENV)/bin/pytest -o python_functions='record_*' tests/temporal_worker/record_histories.py
 
 # Databases and logs only; the venv stays.
 clean:
