@@ -134,7 +134,13 @@ def temporal_dev_server_command(
     return command
 
 
-def scripted_model_command(*, host: str = "127.0.0.1", port: int = 8765) -> list[str]:
+def scripted_model_command(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    chunk_delay_ms: int = 15,
+    first_token_delay_ms: int = 0,
+) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -143,6 +149,10 @@ def scripted_model_command(*, host: str = "127.0.0.1", port: int = 8765) -> list
         host,
         "--port",
         str(port),
+        "--chunk-delay-ms",
+        str(chunk_delay_ms),
+        "--first-token-delay-ms",
+        str(first_token_delay_ms),
     ]
 
 

@@ -478,11 +478,7 @@ def _start_all(
     model_url = f"http://127.0.0.1:{ports['model']}"
     model = _child(
         "model",
-        [
-            *processes.scripted_model_command(port=ports["model"]),
-            "--chunk-delay-ms",
-            str(chunk_delay_ms),
-        ],
+        processes.scripted_model_command(port=ports["model"], chunk_delay_ms=chunk_delay_ms),
         log_dir=log_dir,
         ready_url=f"{model_url}/healthz",
     )

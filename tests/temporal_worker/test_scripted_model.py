@@ -477,9 +477,11 @@ async def test_module_entry_point_serves_and_stops_on_sigterm() -> None:
         "temporal_worker.scripted_model",
         "--port",
         "0",
+        # The default (15 ms a chunk) would make this one reply take a second.
+        "--chunk-delay-ms",
+        "0",
         cwd=REPO_ROOT,
-        # The env default (15 ms a chunk) would make this one reply take a second.
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "SCRIPTED_MODEL_CHUNK_DELAY_MS": "0"},
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         stderr=asyncio.subprocess.PIPE,
     )
     try:

@@ -162,7 +162,12 @@ class Command(BaseCommand):
         self.stdout.write(f"starting scripted model on 127.0.0.1:{port}")
         self._spawn(
             "scripted-model",
-            processes.scripted_model_command(host="127.0.0.1", port=port),
+            processes.scripted_model_command(
+                host="127.0.0.1",
+                port=port,
+                chunk_delay_ms=settings.SCRIPTED_MODEL_CHUNK_DELAY_MS,
+                first_token_delay_ms=settings.SCRIPTED_MODEL_FIRST_TOKEN_DELAY_MS,
+            ),
             ready_url=f"http://127.0.0.1:{port}/healthz",
         )
 
