@@ -4,7 +4,7 @@ An Update appends a step to an inbox; the run loop takes it and executes no-op
 activities, one round after another (`rounds=[1]` is one agent step, `[1, 2, 1]`
 an LLM call, two parallel tools and a second LLM call). The last activity of the
 step resolves a future in this process: the same "reply out" point as the
-product's LLM activity pushing its final `message` event.
+product's LLM activity pushing its final `chat.message` event.
 
 Nothing but temporalio and the standard library is imported: the workflow
 sandbox re-imports this module.

@@ -18,7 +18,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from temporal_worker.contracts.events import LiveEvent
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -103,7 +106,7 @@ def django_setup(var_dir: str) -> None:
     Runs before the event loop starts (migrate and the user setup are synchronous).
     """
     os.environ["VAR_DIR"] = var_dir
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatapp.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     # The same settings `make run` and bench/stack.py use, minus what would distort a
     # benchmark: chatty logs and the per-user message rate limit.
     os.environ.pop("DATABASE_URL", None)
@@ -169,11 +172,11 @@ class Stack:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def activate(self) -> None:
-        """Point chatapp's globals (client, task queue, model, DEBUG) at this stack, so
+        """Point the globals (Temporal client, task queue, model, DEBUG) at this stack, so
         that two stacks can be measured side by side in one process."""
         from django.conf import settings
 
-        from chatapp import temporal_client
+        from temporal_worker import client as temporal_client
 
         temporal_client.set_client(self.client)
         settings.TEMPORAL_TASK_QUEUE = self.product_queue
@@ -182,7 +185,7 @@ class Stack:
 
 
 def search_attribute_args() -> list[str]:
-    from temporal_worker.shared import SEARCH_ATTRIBUTES
+    from temporal_worker.contracts.approvals import SEARCH_ATTRIBUTES
 
     return [
         arg
@@ -224,7 +227,7 @@ def floor_worker(client: Any, task_queue: str = FLOOR_QUEUE, **options: Any) -> 
 def model_subprocess() -> Iterator[str]:
     """The scripted model in a process of its own, as `make run` starts it: its CPU is
     then not counted in the worker's event loop. Yields its base URL."""
-    from chatapp.stack import free_port, wait_for_http
+    from config.processes import free_port, wait_for_http
 
     port = free_port()
     proc = subprocess.Popen(
@@ -322,7 +325,7 @@ class GroupWatch:
     async def start(self) -> GroupWatch:
         from channels.layers import get_channel_layer
 
-        from chatapp.progress import conversation_group
+        from temporal_worker.contracts.events import conversation_group
 
         self._layer = get_channel_layer()
         self._channel = await self._layer.new_channel("bench.")
@@ -349,7 +352,7 @@ class GroupWatch:
             self.queue.get_nowait()
 
     async def stop(self) -> None:
-        from chatapp.progress import conversation_group
+        from temporal_worker.contracts.events import conversation_group
 
         if self._task is not None:
             self._task.cancel()
@@ -359,11 +362,14 @@ class GroupWatch:
 
 
 def is_final_message(message: dict[str, Any]) -> bool:
-    return message.get("kind") == "message" and bool(message.get("final"))
+    from temporal_worker.contracts.events import MessageRecorded
+
+    return message.get("type") == MessageRecorded.type and bool(message.get("final"))
 
 
-def is_kind(kind: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda message: message.get("kind") == kind
+def is_event(event: type[LiveEvent]) -> Callable[[dict[str, Any]], bool]:
+    """Matches the channel-layer messages of one live event class (by its Channels type)."""
+    return lambda message: message.get("type") == event.type
 
 
 async def poll_until(

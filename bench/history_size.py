@@ -29,15 +29,16 @@ RESULTS = ROOT / "bench" / "results"
 async def measure(steps: int, users) -> dict:  # type: ignore[no-untyped-def]
     from django.conf import settings
 
-    from chatapp import services, temporal_client
+    from chatapp import services
     from chatapp.models import Message
+    from temporal_worker import client as temporal_client
     from temporal_worker.context import approx_tokens
-    from temporal_worker.llm_gateway import to_openai_messages
-    from temporal_worker.shared import (
+    from temporal_worker.contracts.conversation import (
         LLM_ACTIVITY,
         ChatMessage,
         conversation_workflow_id,
     )
+    from temporal_worker.llm_gateway import to_openai_messages
 
     with tempfile.TemporaryDirectory() as var_dir:
         async with in_process_stack(var_dir, users) as stack:

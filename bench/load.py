@@ -48,7 +48,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from stack import percentile, product_stack  # noqa: E402
 
-from scripts.prod_stack import ChatClient, ChatError, production_stack  # noqa: E402
+from scripts.chat_client import ChatClient, ChatError  # noqa: E402
+from scripts.prod_stack import production_stack  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 SETUP_CONCURRENCY = 25

@@ -2,8 +2,9 @@
 `make bench`.
 
     .venv/bin/python bench/profile_step.py breakdown [--steps 40]
-        Times each piece of the LLM activity (database writes, prompt lookup, tool
-        schemas, the OpenAI client and stream, heartbeats and pushes, planning) and
+        Times each piece of the LLM activity (its ports: the transcript's step_begin and
+        record, live pushes, policies; tool schemas, the OpenAI client and stream,
+        heartbeats, planning) and
         Temporal's side of the step (update, workflow task, activity start/complete,
         from the history's server timestamps), for the product and the floor.
 
@@ -13,7 +14,8 @@
 
     .venv/bin/python bench/profile_step.py patches [--steps 30]
         Whole agent steps through Temporal with one proposed change applied at a time
-        (monkeypatched per sample), next to the floor: the expected gain of each.
+        (through the worker's ports, per sample), next to the floor: the expected gain
+        of each.
 
     .venv/bin/python bench/profile_step.py cprofile [--steps 40] [--top 45]
         cProfile of the whole process over many agent steps (CPU by function).
@@ -47,40 +49,21 @@ sys.path.insert(0, str(ROOT))
 from bench import harness  # noqa: E402
 from bench import scenarios as sc  # noqa: E402
 from bench.harness import now, progress, summary  # noqa: E402
+from bench.probes import Probe, Spans  # noqa: E402
 
 # --- breakdown: spans inside the LLM activity ------------------------------------------------
 
 
-class Spans:
-    """Spans of the step being measured (steps run one at a time)."""
-
-    def __init__(self) -> None:
-        self.current: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
-        self.marks: dict[str, float] = {}
-        self.steps: list[tuple[dict[str, list[tuple[float, float]]], dict[str, float]]] = []
-
-    def begin(self) -> None:
-        self.current = collections.defaultdict(list)
-        self.marks = {}
-
-    def end(self) -> None:
-        self.steps.append((self.current, self.marks))
-
-    def add(self, name: str, started: float, ended: float) -> None:
-        self.current[name].append((started, ended))
-
-    def mark_once(self, name: str) -> None:
-        self.marks.setdefault(name, now())
-
-
-def instrument(spans: Spans) -> Callable[[], None]:
-    """Wrap the LLM activity's collaborators; returns a function that undoes it."""
+def instrument(spans: Spans, probe: Probe) -> Callable[[], None]:
+    """Time the LLM activity's collaborators into `spans`: its ports through `probe` (the
+    worker was built with `probe.ports()`), the gateway, planner, tool schemas and
+    heartbeats by wrapping them. Returns a function that undoes it."""
     from temporalio import activity
 
-    from chatapp import progress as progress_module
-    from temporal_worker import llm_gateway, prompts
+    from temporal_worker import llm_gateway
     from temporal_worker.activities import llm
     from temporal_worker.scripted_model import server as model_server
+    from temporal_worker.tools.registry import ToolRegistry
 
     undo: list[Callable[[], None]] = []
 
@@ -89,15 +72,14 @@ def instrument(spans: Spans) -> Callable[[], None]:
         setattr(owner, attr, make(original))
         undo.append(lambda: setattr(owner, attr, original))
 
-    def timed_async(name: str | Callable[[tuple, dict], str]) -> Callable[[Any], Any]:
+    def timed_async(name: str) -> Callable[[Any], Any]:
         def make(original: Any) -> Any:
             async def wrapper(*args: Any, **kwargs: Any) -> Any:
                 started = now()
                 try:
                     return await original(*args, **kwargs)
                 finally:
-                    label = name(args, kwargs) if callable(name) else name
-                    spans.add(label, started, now())
+                    spans.add(name, started, now())
 
             return wrapper
 
@@ -116,23 +98,12 @@ def instrument(spans: Spans) -> Callable[[], None]:
 
         return make
 
-    def record_label(_args: tuple, _kwargs: dict) -> str:
-        # Before the model call: the new user message; after it: the reply.
-        if "llm: stream_completion" in spans.current:
-            return "db: messages_record (reply)"
-        return "db: messages_record (new messages)"
-
-    patch(llm, "messages_record", timed_async(record_label))
-    patch(prompts, "active_prompt", timed_async("db: active_prompt"))
-    patch(llm, "openai_tools", timed_sync("cpu: openai_tools() schemas"))
+    probe.spans = spans
+    undo.append(lambda: setattr(probe, "spans", None))
+    patch(ToolRegistry, "openai_tools", timed_sync("cpu: openai_tools() schemas"))
     patch(llm_gateway, "to_openai_messages", timed_sync("cpu: to_openai_messages"))
     patch(llm_gateway, "stream_completion", timed_async("llm: stream_completion"))
     patch(llm, "plan_calls", timed_async("cpu/db: plan_calls"))
-    patch(
-        progress_module,
-        "group_push",
-        timed_async(lambda args, _kw: f"push: {args[1].get('kind')}"),
-    )
     patch(activity, "heartbeat", timed_sync("heartbeat"))
     patch(model_server, "chat_completions", timed_async("model server: request handled"))
 
@@ -160,14 +131,14 @@ def instrument(spans: Spans) -> Callable[[], None]:
     llm._Stream.add = add  # type: ignore[method-assign]
     undo.append(lambda: setattr(llm._Stream, "add", original_add))
 
-    original_finish = llm._finish
+    original_finish = llm.LlmActivity._finish
 
-    async def finish(*args: Any, **kwargs: Any) -> Any:
+    async def finish(self: Any, *args: Any, **kwargs: Any) -> Any:
         spans.mark_once("finish started")
-        return await original_finish(*args, **kwargs)
+        return await original_finish(self, *args, **kwargs)
 
-    llm._finish = finish
-    undo.append(lambda: setattr(llm, "_finish", original_finish))
+    llm.LlmActivity._finish = finish  # type: ignore[method-assign]
+    undo.append(lambda: setattr(llm.LlmActivity, "_finish", original_finish))
 
     def restore() -> None:
         for step in reversed(undo):
@@ -203,9 +174,9 @@ def temporal_timeline(
     return out
 
 
-async def breakdown(stack: harness.Stack, steps: int) -> None:
+async def breakdown(stack: harness.Stack, probe: Probe, steps: int) -> None:
     spans = Spans()
-    restore = instrument(spans)
+    restore = instrument(spans, probe)
     timelines: dict[str, list[dict[str, float]]] = {"floor": [], "product": []}
     totals: dict[str, list[dict[str, float]]] = {"floor": [], "product": []}
     try:
@@ -294,8 +265,8 @@ async def raw_stream_completion(
 
     import aiohttp
 
+    from temporal_worker.contracts.tools import ToolCall
     from temporal_worker.llm_gateway import Completion
-    from temporal_worker.shared import ToolCall
 
     session = _RAW_SESSIONS.get(id(asyncio.get_running_loop()))
     if session is None:
@@ -352,7 +323,7 @@ async def sdk_chunks_stream_completion(
     """stream_completion as it was before issue #6: `chat.completions.create` (which
     re-walks the messages against the SDK's TypedDicts) and a pydantic chunk per event."""
     from temporal_worker import llm_gateway
-    from temporal_worker.shared import ToolCall
+    from temporal_worker.contracts.tools import ToolCall
 
     kwargs: dict[str, Any] = {"tools": tools} if tools else {}
     stream: Any = await llm_gateway.openai_client(settings).chat.completions.create(
@@ -388,39 +359,21 @@ async def sdk_chunks_stream_completion(
     return completion
 
 
-def ablation_patches(flags: set[str]) -> Callable[[], None]:
+def ablation_patches(flags: set[str], probe: Probe) -> Callable[[], None]:
+    """Apply `flags`: the ports' through `probe`, the model client's by swapping
+    `llm_gateway.stream_completion`. Returns a function that undoes it."""
+    from temporal_worker import llm_gateway
 
-    from temporal_worker import llm_gateway, prompts
-    from temporal_worker.activities import llm
-
-    undo: list[Callable[[], None]] = []
-
-    def patch(owner: Any, attr: str, value: Any) -> None:
-        original = getattr(owner, attr)
-        setattr(owner, attr, value)
-        undo.append(lambda: setattr(owner, attr, original))
-
-    async def nothing(*_args: Any, **_kwargs: Any) -> None:
-        return None
-
-    if "no_push" in flags:
-        patch(llm, "progress_push", nothing)
-    if "no_db" in flags:
-        patch(llm, "messages_record", nothing)
-    if "no_prompt_query" in flags:
-
-        async def default_prompt(name: str) -> Any:
-            return prompts.DEFAULTS[name]
-
-        patch(prompts, "active_prompt", default_prompt)
+    original_stream = llm_gateway.stream_completion
     if "raw_http" in flags:
-        patch(llm_gateway, "stream_completion", raw_stream_completion)
+        llm_gateway.stream_completion = raw_stream_completion
     if "sdk_chunks" in flags:
-        patch(llm_gateway, "stream_completion", sdk_chunks_stream_completion)
+        llm_gateway.stream_completion = sdk_chunks_stream_completion
+    probe.flags = frozenset(flags)
 
     def restore() -> None:
-        for step in reversed(undo):
-            step()
+        probe.flags = frozenset()
+        llm_gateway.stream_completion = original_stream
 
     return restore
 
@@ -430,6 +383,7 @@ ABLATIONS: dict[str, set[str]] = {
     "without the progress pushes": {"no_push"},
     "without the DB write(s)": {"no_db"},
     "without the prompt query": {"no_prompt_query"},
+    "one write (new messages with the reply)": {"one_write"},
     "SDK create + pydantic chunks (before #6)": {"sdk_chunks"},
     "raw aiohttp instead of openai SDK": {"raw_http"},
     "all removed (floor of the activity)": {
@@ -441,15 +395,19 @@ ABLATIONS: dict[str, set[str]] = {
 }
 
 
-async def ablation(stack: harness.Stack, rounds: int) -> None:
-    """Runs the LLM activity function itself (temporalio.testing.ActivityEnvironment,
-    no worker), with one subscriber on the conversation's group like an open tab."""
+async def ablation(stack: harness.Stack, probe: Probe, rounds: int) -> None:
+    """Runs the LLM activity itself (temporalio.testing.ActivityEnvironment, no worker) on
+    the probe's ports, with one subscriber on the conversation's group like an open tab."""
     import uuid
 
     from temporalio.testing import ActivityEnvironment
 
-    from temporal_worker.activities.llm import call_llm
-    from temporal_worker.shared import ChatMessage, LlmRequest
+    from temporal_worker.activities.llm import LlmActivity
+    from temporal_worker.contracts.conversation import ChatMessage, LlmRequest
+    from temporal_worker.tools.registry import tool_registry
+    from temporal_worker.worker import llm_settings
+
+    call_llm = LlmActivity(probe.ports(), tools=tool_registry, llm_settings=llm_settings).call_llm
 
     (conversation_id,) = await harness.conversations_create(stack.users.owner.pk, 1)
     watch = await harness.GroupWatch(conversation_id).start()
@@ -468,7 +426,7 @@ async def ablation(stack: harness.Stack, rounds: int) -> None:
             context=[user],
             new_messages=[user],
         )
-        restore = ablation_patches(flags)
+        restore = ablation_patches(flags, probe)
         try:
             started, cpu = now(), time.process_time()
             await env.run(call_llm, request)
@@ -510,13 +468,15 @@ STEP_PATCHES: dict[str, set[str]] = {
     "as shipped": set(),
     "SDK create + pydantic chunks (before #6)": {"sdk_chunks"},
     "prompt not queried": {"no_prompt_query"},
+    "one write (new messages with the reply)": {"one_write"},
     "raw aiohttp instead of openai SDK": {"raw_http"},
 }
 
 
-async def step_patches(stack: harness.Stack, rounds: int) -> None:
+async def step_patches(stack: harness.Stack, probe: Probe, rounds: int) -> None:
     """Whole agent steps through Temporal, each sample with one proposed change applied
-    (monkeypatched for the sample), interleaved with the floor and the unchanged product."""
+    (through the worker's probe ports, or a swapped model client, for the sample),
+    interleaved with the floor and the unchanged product."""
     names = list(STEP_PATCHES)
     floor = sc.rolling_floor(stack, [1])
     products = {name: sc.rolling_product(stack, sc.PLAIN_TEXT, name=name) for name in names}
@@ -526,7 +486,7 @@ async def step_patches(stack: harness.Stack, rounds: int) -> None:
         plain = measure.sample
 
         async def sample() -> dict[str, float]:
-            restore = ablation_patches(STEP_PATCHES[name])
+            restore = ablation_patches(STEP_PATCHES[name], probe)
             cpu = time.process_time()
             try:
                 result = await plain()
@@ -630,7 +590,12 @@ def product_worker(**options: Any) -> Callable[[Any, str], Any]:
     """The product's worker as build_worker makes it, plus `options`."""
     from temporalio.worker import Worker
 
-    from temporal_worker.worker import ACTIVITIES, WORKFLOWS
+    from temporal_worker.worker import (
+        WORKFLOWS,
+        DatabaseConnectionsInterceptor,
+        activities,
+        product_ports,
+    )
 
     def factory(client: Any, task_queue: str) -> Any:
         kwargs: dict[str, Any] = {
@@ -642,7 +607,12 @@ def product_worker(**options: Any) -> Callable[[Any, str], Any]:
             **options,
         }
         return Worker(
-            client, task_queue=task_queue, workflows=WORKFLOWS, activities=ACTIVITIES, **kwargs
+            client,
+            task_queue=task_queue,
+            workflows=WORKFLOWS,
+            activities=activities(product_ports()),
+            interceptors=[DatabaseConnectionsInterceptor()],
+            **kwargs,
         )
 
     return factory
@@ -774,23 +744,36 @@ def main() -> None:
         users = harness.users_create()
 
         async def go() -> None:
+            from temporal_worker.worker import build_worker
+
             if args.mode == "variants":
                 await run_variants(
                     var_dir, users, args.steps, [x for x in args.only.split(",") if x]
                 )
                 return
-            async with harness.in_process_stack(var_dir, users) as stack:
+            probe = Probe()
+            # The instrumented modes run the worker on the probe's ports (the product's own,
+            # timed or ablated on demand); the profilers on the product's ports as such.
+            instrumented = args.mode in ("breakdown", "ablation", "patches")
+            factory = (
+                (lambda client, queue: build_worker(client, task_queue=queue, ports=probe.ports()))
+                if instrumented
+                else None
+            )
+            async with harness.in_process_stack(
+                var_dir, users, product_worker_factory=factory
+            ) as stack:
                 warm = [
                     sc.rolling_floor(stack, [1]),
                     sc.rolling_product(stack, sc.PLAIN_TEXT, name="w"),
                 ]
                 await sc.interleaved(warm, 5, label="warm-up")
                 if args.mode == "breakdown":
-                    await breakdown(stack, args.steps)
+                    await breakdown(stack, probe, args.steps)
                 elif args.mode == "ablation":
-                    await ablation(stack, args.steps)
+                    await ablation(stack, probe, args.steps)
                 elif args.mode == "patches":
-                    await step_patches(stack, args.steps)
+                    await step_patches(stack, probe, args.steps)
                 elif args.mode == "cprofile":
                     await cprofile(stack, args.steps, args.top, args.sort)
                 else:

@@ -11,13 +11,13 @@ latency), all in this process. Then the whole product (`manage.py serve`, as
 Measured (median and p95; product figures also as a ratio to the floor of the run):
 
 (a) the floor: an Update to a bare workflow that runs one no-op activity per step;
-(b) one agent step: message Update → LLM activity → the final `message` event on the
+(b) one agent step: message Update → LLM activity → the final `chat.message` event on the
     conversation's channel-layer group; also through the service layer the view
     calls, and through the real web server (POST → final websocket fragment);
 (c) a step with two parallel read tools (LLM → 2 tools → LLM), next to a floor of
     the same shape;
 (d) an approval round trip: the reviewer's decide Update → the workflow resumed
-    (`approval_decided` pushed) → the final reply;
+    (`approval.decided` pushed) → the final reply;
 (e) the reviewer dashboard's list with 100 and 1,000 pending approvals
     (`approvals_pending_list`: visibility vs queries; and the page itself);
 (f) progress latency: `activity.heartbeat` of a token → the websocket client has
@@ -46,7 +46,7 @@ from bench.harness import progress, summary  # noqa: E402
 
 DEFINITIONS = {
     "reply_out": "from sending the Update (or the HTTP POST) to the first moment the result "
-    "is visible outside Temporal: the product's final `message` event on the conversation's "
+    "is visible outside Temporal: the product's final `chat.message` event on the conversation's "
     "channel-layer group (or the final websocket fragment); the floor's last no-op activity "
     "running. Same point of the step for both.",
     "settled": "to the history's WorkflowTaskCompleted after the step's last activity "
@@ -243,7 +243,7 @@ def build_rows(res: dict[str, Any], web: dict[str, Any] | None) -> list[dict[str
         row(
             "b",
             "step",
-            "agent step: message_send → final `message` event",
+            "agent step: message_send → final `chat.message` event",
             step.series("reply_out"),
             short="step",
             floor=floor,
@@ -437,7 +437,7 @@ def build_rows(res: dict[str, Any], web: dict[str, Any] | None) -> list[dict[str
         row(
             "d",
             "approval_resumed",
-            "approval: decide → resumed (`approval_decided` pushed)",
+            "approval: decide → resumed (`approval.decided` pushed)",
             approval.series("resumed"),
             short="approval resumed",
             floor=floor,

@@ -27,11 +27,18 @@ from bench.harness import (
     HistoryFollower,
     Stack,
     conversations_create,
+    is_event,
     is_final_message,
-    is_kind,
     now,
     poll_until,
     progress,
+)
+from temporal_worker.contracts.events import (
+    ApprovalDecidedEvent,
+    ApprovalRequestedEvent,
+    LiveEvent,
+    MessageRecorded,
+    ReplyDelta,
 )
 
 PLAIN_TEXT = "benchmark turn {n}"
@@ -144,7 +151,7 @@ class ProductConversation:
         return conversation
 
     def follow(self) -> HistoryFollower:
-        from temporal_worker.shared import conversation_workflow_id
+        from temporal_worker.contracts.conversation import conversation_workflow_id
 
         if self.history is None:
             self.history = HistoryFollower(
@@ -153,7 +160,8 @@ class ProductConversation:
         return self.history
 
     async def send(self, text: str) -> None:
-        from chatapp import services, temporal_client
+        from chatapp import services
+        from temporal_worker import client as temporal_client
 
         message_id = uuid.uuid4()
         self.stack.activate()
@@ -185,8 +193,10 @@ class ProductConversation:
         history = self.follow()
         first_reply: float | None = None
         while True:
-            event = await self.watch.wait_for(is_kind("message"))
-            if first_reply is None:
+            event = await self.watch.wait_for(is_event(MessageRecorded))
+            # The agent's first recorded reply (with tool calls, or the answer); the
+            # user's own message is announced too, without a reply id.
+            if first_reply is None and event.message.get("reply_id"):
                 first_reply = event.at
             if is_final_message(event.message):
                 break
@@ -195,7 +205,7 @@ class ProductConversation:
         return {
             "reply_out": event.at - started,
             "update_rpc": accepted - started,
-            "first_reply": first_reply - started,
+            "first_reply": (first_reply or event.at) - started,
             "settled": settled_at - started,
             # CPU time of this whole process (worker, model, bench) for the step.
             "cpu": time.process_time() - cpu,
@@ -300,8 +310,8 @@ def new_conversation(stack: Stack) -> Measure:
 
 
 def approval_measure(stack: Stack) -> Measure:
-    from chatapp import temporal_client
-    from temporal_worker.shared import DecideApproval
+    from temporal_worker import client as temporal_client
+    from temporal_worker.contracts.approvals import DecideApproval
 
     orders = itertools.cycle(REFUND_ORDERS)
     reviewer = stack.users.reviewer
@@ -313,7 +323,7 @@ def approval_measure(stack: Stack) -> Measure:
         try:
             await conv.send(f"refund 1 on order {next(orders)}")
             history = conv.follow()
-            requested = await conv.watch.wait_for(is_kind("approval_requested"))
+            requested = await conv.watch.wait_for(is_event(ApprovalRequestedEvent))
             call_id = requested.message["call_id"]
             stack.activate()
             # The LLM step and the "requested" notification are recorded: the workflow
@@ -335,7 +345,7 @@ def approval_measure(stack: Stack) -> Measure:
                 ),
             )
             accepted = now()
-            decided = await conv.watch.wait_for(is_kind("approval_decided"))
+            decided = await conv.watch.wait_for(is_event(ApprovalDecidedEvent))
             final = await conv.watch.wait_for(is_final_message)
             # The "decided" notification, the refund and the LLM's answer.
             settled_at = await history.settled(2 + 3)
@@ -404,19 +414,19 @@ class Stamps:
 def stamped_progress() -> Any:
     """Timestamp every token as the LLM activity receives it from the model (wrapping the
     `on_delta` callback of `llm_gateway.stream_completion`), and every delta event as it
-    is pushed (wrapping `chatapp.progress.group_push`).
+    is published (wrapping `temporal_worker.live.ChannelLayerPublisher.publish`).
 
     Token time is where progress starts whatever the activity does with it (heartbeat,
     coalescing, push), so "token → websocket client" stays comparable across versions.
     """
     from django.utils.html import format_html
 
-    from chatapp import progress as progress_module
     from temporal_worker import llm_gateway
+    from temporal_worker.live import ChannelLayerPublisher
 
     stamps = Stamps()
     original_stream = llm_gateway.stream_completion
-    original_push = progress_module.group_push
+    original_publish = ChannelLayerPublisher.publish
 
     async def stream_completion(
         settings: Any, messages: Any, *, tools: Any, on_delta: Callable[[str], Awaitable[None]]
@@ -432,24 +442,25 @@ def stamped_progress() -> Any:
 
         return await original_stream(settings, messages, tools=tools, on_delta=stamped)
 
-    async def group_push(group: str, message: dict[str, Any], **options: Any) -> None:
-        if message.get("kind") == "delta":
+    async def publish(self: ChannelLayerPublisher, group: str, event: LiveEvent) -> None:
+        if isinstance(event, ReplyDelta):
+            # The frame the conversation consumer renders for this event.
             frame = format_html(
                 '<span hx-swap-oob="beforeend:#stream-{}">{}</span>',
-                message["reply_id"],
-                message["delta"],
+                event.reply_id,
+                event.delta,
             )
             stamps.pushes[str(frame)].append(now())
             stamps.pushed += 1
-        await original_push(group, message, **options)
+        await original_publish(self, group, event)
 
     llm_gateway.stream_completion = stream_completion
-    progress_module.group_push = group_push
+    ChannelLayerPublisher.publish = publish  # type: ignore[method-assign]
     try:
         yield stamps
     finally:
         llm_gateway.stream_completion = original_stream
-        progress_module.group_push = original_push
+        ChannelLayerPublisher.publish = original_publish  # type: ignore[method-assign]
 
 
 DELTA_FRAME = re.compile(r'^<span hx-swap-oob="beforeend:#stream-[0-9a-f-]+">(.*)</span>$', re.S)
@@ -458,7 +469,7 @@ DELTA_FRAME = re.compile(r'^<span hx-swap-oob="beforeend:#stream-[0-9a-f-]+">(.*
 async def progress_latency(stack: Stack, *, replies: int, slow_ms: int) -> dict[str, Any]:
     from channels.testing import WebsocketCommunicator
 
-    from chatapp.asgi import application
+    from config.asgi import application
 
     conv = await ProductConversation.create(stack)
     socket = WebsocketCommunicator(
@@ -526,7 +537,7 @@ async def progress_latency(stack: Stack, *, replies: int, slow_ms: int) -> dict[
 
 
 async def pending_count(stack: Stack) -> int:
-    from temporal_worker.shared import SA_APPROVAL_PENDING
+    from temporal_worker.contracts.approvals import SA_APPROVAL_PENDING
 
     result = await stack.client.count_workflows(
         f'{SA_APPROVAL_PENDING} = true AND ExecutionStatus = "Running"'
@@ -536,7 +547,7 @@ async def pending_count(stack: Stack) -> int:
 
 async def pending_grow(stack: Stack, target: int, *, concurrency: int = 24) -> float:
     """Conversations each waiting on one gated refund, until visibility counts `target`."""
-    from chatapp import temporal_client
+    from temporal_worker import client as temporal_client
 
     have = await pending_count(stack)
     missing = max(0, target - have)
@@ -573,7 +584,7 @@ async def pending_grow(stack: Stack, target: int, *, concurrency: int = 24) -> f
 async def dashboard_listing(stack: Stack, size: int, reps: int) -> dict[str, Any]:
     from django.test import AsyncClient
 
-    from chatapp import temporal_client
+    from temporal_worker import client as temporal_client
 
     stack.activate()
     build_seconds = await pending_grow(stack, size)
@@ -584,7 +595,7 @@ async def dashboard_listing(stack: Stack, size: int, reps: int) -> dict[str, Any
         totals.append(now() - started)
         visibility.append(listing.visibility_seconds)
         queries.append(listing.query_seconds)
-        counts.append(len(listing.items))
+        counts.append(len(listing.entries))
     from django.conf import settings
 
     if "testserver" not in settings.ALLOWED_HOSTS:

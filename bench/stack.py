@@ -19,7 +19,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chatapp.stack import free_port, wait_for_http  # noqa: E402
+from config.processes import Child, free_port  # noqa: E402
 
 PASSWORD = "bench-pass-123"
 
@@ -62,17 +62,22 @@ def product_stack(
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
-        proc = subprocess.Popen(
-            [python, "manage.py", "serve", "--port", str(ports["web"])],
+        base_url = f"http://127.0.0.1:{ports['web']}"
+        # Its output goes to a file: a pipe nobody reads would fill up and block serve.
+        serve = Child(
+            name="serve",
+            command=[python, "manage.py", "serve", "--port", str(ports["web"])],
+            log_path=Path(var_dir) / "log" / "serve.log",
             cwd=ROOT,
             env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+            ready_url=f"{base_url}/healthz",
+            start_timeout=60,
+            # Ctrl-C: serve stops its worker and children in order.
+            stop_signal=signal.SIGINT,
+            stop_timeout=30,
         )
-        base_url = f"http://127.0.0.1:{ports['web']}"
         try:
-            wait_for_http(f"{base_url}/healthz", timeout=60)
+            serve.start()
             yield Stack(
                 base_url=base_url,
                 temporal_address=env["TEMPORAL_ADDRESS"],
@@ -80,11 +85,7 @@ def product_stack(
                 env=env,
             )
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            serve.stop()
 
 
 CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')

@@ -41,7 +41,7 @@ class WebConversation:
         self.socket = await self.session.ws_connect(
             f"/ws/c/{self.conversation_id}/", headers={"Origin": self.base_url}
         )
-        from temporal_worker.shared import conversation_workflow_id
+        from temporal_worker.contracts.conversation import conversation_workflow_id
 
         self.history = HistoryFollower(
             self.temporal, conversation_workflow_id(self.conversation_id)
