@@ -11,4 +11,5 @@ urlpatterns = [
     path("reviews/", include("reviews.urls")),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    path("status/", views.service_status, name="service-status"),
 ]

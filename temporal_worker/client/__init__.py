@@ -9,6 +9,7 @@ Split by job: connecting (connection), trying again (retrying), translating erro
 from django.conf import settings
 
 from temporal_worker.client.approvals import (
+    PendingEntry,
     PendingListing,
     approval_claim,
     approval_decide,
@@ -26,6 +27,7 @@ from temporal_worker.client.conversations import (
     message_send,
     turn_retry,
 )
+from temporal_worker.client.health import temporal_reachable
 
 
 def workflow_ui_url(workflow_id: str, run_id: str = "") -> str:
@@ -37,6 +39,7 @@ def workflow_ui_url(workflow_id: str, run_id: str = "") -> str:
 
 __all__ = [
     "LiveState",
+    "PendingEntry",
     "PendingListing",
     "agent_config",
     "answer_stop",
@@ -51,6 +54,7 @@ __all__ = [
     "get_client",
     "message_send",
     "set_client",
+    "temporal_reachable",
     "turn_retry",
     "workflow_ui_url",
 ]

@@ -9,6 +9,7 @@ from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeou
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from temporal_worker.client.health import TemporalDown
 from temporal_worker.contracts.errors import Code, Refused, Unavailable, UserError
 from temporal_worker.contracts.errors import user_error_from as _user_error_from
 
@@ -34,6 +35,11 @@ def user_error(err: BaseException) -> UserError:
     """What to tell the person whose request failed with `err`."""
     if isinstance(err, UserError):
         return err
+    if isinstance(err, TemporalDown):
+        return Unavailable(
+            "The agent service is unavailable right now; nothing was sent. Try again in a moment.",
+            code=Code.UNAVAILABLE,
+        )
     if isinstance(err, WorkflowUpdateFailedError) and isinstance(err.cause, ApplicationError):
         cause = err.cause
         details: Any = cause.details[0] if cause.details else None

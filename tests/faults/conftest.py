@@ -31,6 +31,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from config import processes
 from temporal_worker.client import connection as temporal_connection
+from temporal_worker.client import health as temporal_health
 from temporal_worker.scripted_model import ScriptedModelServer
 from temporal_worker.scripted_model import server as scripted_server
 from tests.helpers import eventually
@@ -311,6 +312,8 @@ def restore_temporal_client() -> Iterator[None]:
     yield
     temporal_connection._clients.clear()
     temporal_connection._clients.update(saved)
+    # What the health check last saw was about the server the test stopped.
+    temporal_health._last.clear()
 
 
 # --- Redis ----------------------------------------------------------------------------------

@@ -159,6 +159,8 @@ ROOT_ROWS = [
     ),
     Row("logout", "POST", each(*[Redirect("/accounts/login/")] * 5), htmx=False),
     Row("healthz", "GET", each(200, 200, 200, 200, 200), htmx=False),
+    # Whether the agent service is reachable: for signed-in pages only.
+    Row("service-status", "GET", each(LOGIN, 200, 200, 200, 200), htmx=False),
 ]
 FORBIDDEN_TO_NON_REVIEWERS = each(LOGIN, 403, 403, 200, 200)
 REVIEW_ROWS = [
