@@ -17,10 +17,11 @@ from chatapp import ratelimit
 from chatapp.models import Conversation, Message
 from chatapp.selectors import conversation_get_for_owner
 from temporal_worker import client
-from temporal_worker.contracts.conversation import MessageAccepted, StopResult
+from temporal_worker.contracts.conversation import MessageAccepted, StopResult, text_fingerprint
 from temporal_worker.contracts.errors import Code, NotFound, RateLimited, Refused, Unavailable
 
 TITLE_MAX_CHARS = 60
+DIFFERENT_TEXT = "This message was already sent with different text; reload the page."
 
 
 @dataclass
@@ -58,8 +59,12 @@ async def message_send(
                 "This message id is already in use; reload the page and send again.",
                 code=Code.MESSAGE_ID_IN_USE,
             )
-        # A retried request was counted the first time.
-        if await ratelimit.message_first_seen(message_id=str(message_id)):
+        if existing is not None and existing.content != text:
+            raise Refused(DIFFERENT_TEXT, code=Code.MESSAGE_ID_IN_USE)
+        # A retried request (a double click, a resend after a timeout) is counted once
+        # and shown once.
+        first_send = await ratelimit.message_first_seen(message_id=str(message_id))
+        if first_send:
             wait = await ratelimit.message_send_wait(user_id=user.pk)
             if wait:
                 await ratelimit.message_refused(message_id=str(message_id))
@@ -68,21 +73,38 @@ async def message_send(
                     code=Code.RATE_LIMITED,
                     retry_after=wait,
                 )
-        accepted = await client.message_send(
-            conversation_id=str(conversation.id),
-            owner_id=user.pk,
-            message_id=str(message_id),
-            text=text,
-        )
+        try:
+            accepted = await client.message_send(
+                conversation_id=str(conversation.id),
+                owner_id=user.pk,
+                owner_name=user.get_username(),
+                message_id=str(message_id),
+                text=text,
+            )
+        except Exception:
+            if first_send:
+                # Not sent, or not known to be: sending it again is a send of its own.
+                await ratelimit.message_refused(message_id=str(message_id))
+            raise
     except Exception as err:
         # A timed-out send may still start the workflow, whose replies need this row.
         unknown = isinstance(err, Unavailable) and err.outcome_unknown
         if created and not unknown:
             await conversation.adelete()
+        if isinstance(err, Unavailable) and not unknown:
+            raise Unavailable(
+                "The agent service is unavailable; your message was not sent and is kept "
+                "in the box. Send it again in a moment.",
+                code=err.code,
+            ) from err
         raise
-    # Temporal answers a repeated update id with the first result: a message whose row
-    # the workflow already wrote is on the page already.
-    accepted.duplicate = accepted.duplicate or existing is not None
+    sent_as = accepted.text_fingerprint
+    if sent_as and sent_as != text_fingerprint(text):
+        # The id was first sent with another text: Temporal answered with that result.
+        raise Refused(DIFFERENT_TEXT, code=Code.MESSAGE_ID_IN_USE)
+    # Temporal answers a repeated update id with the first result: a repeat is on the
+    # page already.
+    accepted.duplicate = accepted.duplicate or existing is not None or not first_send
     message = Message(
         id=message_id,
         conversation=conversation,

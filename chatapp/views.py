@@ -23,7 +23,7 @@ from chatapp import selectors, services
 from chatapp.forms import MessageForm, RenameForm
 from chatapp.models import Message
 from temporal_worker import client
-from temporal_worker.contracts.errors import Refused, UserError
+from temporal_worker.contracts.errors import Refused, Unavailable, UserError
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -151,9 +151,10 @@ def _composer_with_errors(
     request: HtmxHttpRequest, form: MessageForm, *, error: UserError | None = None
 ) -> HttpResponse:
     status = error.http_status if error is not None else 422
-    response = TemplateResponse(
-        request, "chat/_composer.html", {"form": form, "error": error}, status=status
-    )
+    # Temporal is down (not just slow): the site-wide banner shows at once.
+    service_down = isinstance(error, Unavailable) and not error.outcome_unknown
+    context = {"form": form, "error": error, "service_down": service_down}
+    response = TemplateResponse(request, "chat/_composer.html", context, status=status)
     if request.htmx:
         # htmx ignores 4xx bodies unless told otherwise; show the errors in place.
         response.status_code = 200

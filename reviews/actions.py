@@ -23,7 +23,7 @@ from temporal_worker.contracts.approvals import (
     decision_problem,
 )
 from temporal_worker.contracts.approvals import ClaimApproval as ClaimRequest
-from temporal_worker.contracts.errors import Code, Refused, UserError
+from temporal_worker.contracts.errors import Code, NotFound, Refused, UserError
 from temporal_worker.tools.registry import ToolArgumentsError, tool_registry
 
 BULK_CONCURRENCY = 16
@@ -54,7 +54,12 @@ def reviewer_name(reviewer: AbstractBaseUser) -> str:
 
 
 async def _stale(err: UserError, *, conversation_id: str, call_id: str) -> UserError:
-    """An approval the workflow no longer knows: say who decided it and when, from the audit."""
+    """An approval the workflow no longer knows: say who decided it and when, from the
+    audit; a conversation that never existed is said not to exist."""
+    if err.code == Code.NOT_RUNNING and not await selectors.conversation_exists(
+        conversation_id=conversation_id
+    ):
+        return NotFound("This conversation does not exist.", code=Code.CONVERSATION_NOT_FOUND)
     if err.code != Code.UNKNOWN_APPROVAL:
         return err
     mirror = await selectors.approval_get(conversation_id=conversation_id, call_id=call_id)
@@ -69,10 +74,11 @@ async def _stale(err: UserError, *, conversation_id: str, call_id: str) -> UserE
     return err
 
 
-async def _edited_arguments(*, conversation_id: str, call_id: str, raw: str) -> str:
-    """The reviewer's edit validated by the tool's own schema, as canonical JSON.
+async def _edited_arguments(*, conversation_id: str, call_id: str, raw: str) -> tuple[str, str]:
+    """The reviewer's edit validated by the tool's own schema, as canonical JSON, and the
+    tool's summary of it (what will run).
 
-    "" when the edit is the same as the agent's arguments (nothing was changed).
+    ("", "") when the edit is the same as the agent's arguments (nothing was changed).
     """
     try:
         parsed = json.loads(raw)
@@ -104,10 +110,12 @@ async def _edited_arguments(*, conversation_id: str, call_id: str, raw: str) -> 
             "The tool {tool} is no longer available.", code=Code.INVALID, tool=pending.tool
         )
     try:
-        canonical = definition.validate(raw).canonical
+        arguments = definition.validate(raw)
     except ToolArgumentsError as err:
         raise Refused(str(err), code=Code.INVALID_ARGUMENTS) from err
-    return "" if canonical == pending.arguments else canonical
+    if arguments.canonical == pending.arguments:
+        return "", ""
+    return arguments.canonical, definition.summarize(arguments)
 
 
 async def approval_decide(
@@ -128,9 +136,9 @@ async def approval_decide(
     problem = decision_problem(action=action, reason=reason, edited_arguments=edited_arguments_json)
     if problem:
         raise Refused(problem, code=Code.INVALID)
-    edited = ""
+    edited, summary = "", ""
     if edited_arguments_json.strip():
-        edited = await _edited_arguments(
+        edited, summary = await _edited_arguments(
             conversation_id=conversation_id, call_id=call_id, raw=edited_arguments_json
         )
     decision = DecideApproval(
@@ -141,6 +149,7 @@ async def approval_decide(
         arguments_hash=arguments_hash,
         reason=reason,
         edited_arguments=edited,
+        summary=summary,
     )
     try:
         return await client.approval_decide(conversation_id=conversation_id, decision=decision)

@@ -46,11 +46,17 @@ class ApprovalPolicyAdmin(admin.ModelAdmin):
 
     @admin.display(description="deadline", ordering="deadline_seconds")
     def deadline(self, obj: ApprovalPolicy) -> str:
-        hours, rest = divmod(obj.deadline_seconds, 3600)
-        minutes = rest // 60
-        if hours and minutes:
-            return f"{hours} h {minutes} min"
-        return f"{hours} h" if hours else f"{minutes} min"
+        return exact_duration(obj.deadline_seconds)
+
+
+def exact_duration(seconds: int) -> str:
+    """Every unit that is not zero, so nothing is rounded away: 20 s, 1 h 30 s, 2 d 4 h."""
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {unit}")
+    return " ".join(parts) or "0 s"
 
 
 @admin.register(Approval)

@@ -42,6 +42,7 @@ class ApprovalAuditTable:
                 "summary": pending.summary[:300],
                 "reason": pending.reason,
                 "arguments": json.loads(pending.arguments or "{}"),
+                "arguments_hash": pending.arguments_hash,
                 "requested_at": datetime.fromisoformat(pending.requested_at),
                 "deadline": datetime.fromisoformat(pending.deadline),
                 "timeout_action": pending.timeout_action,
@@ -63,6 +64,7 @@ class ApprovalAuditTable:
             approval.decided_at = datetime.fromisoformat(decision.decided_at)
             approval.decision_reason = decision.reason
             approval.edited_arguments = json.loads(decision.arguments) if decision.edited else None
+            approval.edited_summary = decision.summary[:300] if decision.edited else ""
             await approval.asave()
         return approval.pk
 

@@ -74,6 +74,8 @@ class Approval(models.Model):
     summary = models.CharField(max_length=300)
     reason = models.TextField(blank=True, help_text="The agent's own words for why.")
     arguments = models.JSONField(default=dict)
+    # Names the exact arguments reviewers see (the workflow refuses a decision on others).
+    arguments_hash = models.CharField(max_length=64, blank=True)
     requested_at = models.DateTimeField()
     deadline = models.DateTimeField()
     timeout_action = models.CharField(max_length=8)
@@ -96,6 +98,8 @@ class Approval(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_reason = models.TextField(blank=True)
     edited_arguments = models.JSONField(null=True, blank=True)
+    # What ran when a reviewer edited the arguments (the tool's summary of the edit).
+    edited_summary = models.CharField(max_length=300, blank=True)
     reminded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -107,6 +111,11 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.summary} ({self.status})"
+
+    @property
+    def ran_summary(self) -> str:
+        """What the agent's action did: the edited call when a reviewer changed it."""
+        return self.edited_summary or self.summary
 
     @property
     def decided_by_label(self) -> str:

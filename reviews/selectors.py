@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import re
@@ -17,8 +18,9 @@ from django.utils import timezone
 
 from reviews.models import Approval
 from temporal_worker import client
-from temporal_worker.contracts.approvals import PendingApproval
+from temporal_worker.contracts.approvals import PendingApproval, arguments_hash
 from temporal_worker.contracts.conversation import conversation_workflow_id
+from temporal_worker.tools.registry import canonical_json
 
 HISTORY_LIMIT = 200
 _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_-]")
@@ -133,6 +135,62 @@ def pretty_json_value(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
 
+async def pending_approvals(*, listing: client.PendingListing) -> list[PendingApproval]:
+    """The listed approvals with their details, the oldest first: from the audit table in
+    one query (workflows' memos hold only ids), or from the workflow itself for a request
+    whose audit row is not written yet."""
+    wanted = [e for e in listing.entries if e.approval is None]
+    workflow_ids = {conversation_workflow_id(e.conversation_id) for e in wanted}
+    audit = {
+        (a.workflow_id, a.call_id): a
+        async for a in Approval.objects.filter(
+            workflow_id__in=workflow_ids, call_id__in={e.call_id for e in wanted}
+        )
+    }
+    items: list[PendingApproval] = []
+    unrecorded: list[client.PendingEntry] = []
+    for entry in listing.entries:
+        row = audit.get((conversation_workflow_id(entry.conversation_id), entry.call_id))
+        if entry.approval is not None:
+            items.append(entry.approval)
+        elif row is not None:
+            items.append(_pending_from_audit(row, entry))
+        else:
+            unrecorded.append(entry)
+    asked = await asyncio.gather(
+        *(
+            client.approval_get(conversation_id=e.conversation_id, call_id=e.call_id)
+            for e in unrecorded
+        ),
+        return_exceptions=True,
+    )
+    items.extend(found for found in asked if isinstance(found, PendingApproval))
+    items.sort(key=lambda p: p.requested_at)
+    return items
+
+
+def _pending_from_audit(row: Approval, entry: client.PendingEntry) -> PendingApproval:
+    arguments = canonical_json(row.arguments)
+    return PendingApproval(
+        call_id=row.call_id,
+        conversation_id=entry.conversation_id,
+        requester_id=row.requester_id,
+        tool=row.tool,
+        arguments=arguments,
+        # Rows written before the column existed: the same hash of the same canonical JSON.
+        arguments_hash=row.arguments_hash or arguments_hash(arguments),
+        summary=row.summary,
+        reason=row.reason,
+        requested_at=row.requested_at.isoformat(),
+        deadline=row.deadline.isoformat(),
+        timeout_action="approve" if row.timeout_action == "approve" else "reject",
+        # The claim as the workflow says it (the audit follows it).
+        claimed_by_id=entry.claimed_by_id,
+        claimed_by=entry.claimed_by,
+        reminded=row.reminded_at is not None,
+    )
+
+
 async def approval_rows(*, items: list[PendingApproval]) -> list[ApprovalRow]:
     """Dashboard rows for pending approvals, with requesters' names and conversation titles."""
     requester_ids = {item.requester_id for item in items}
@@ -143,13 +201,11 @@ async def approval_rows(*, items: list[PendingApproval]) -> list[ApprovalRow]:
         .objects.filter(pk__in=requester_ids)
         .values_list("pk", "username")
     }
-    # Approvals belong to conversations (the foreign key names the chat app's model).
-    conversations = cast(type[Model], Approval.conversation.field.related_model)._default_manager
     titles = {
         str(pk): title
-        async for pk, title in conversations.filter(pk__in=conversation_ids).values_list(
-            "pk", "title"
-        )
+        async for pk, title in _conversations()
+        .filter(pk__in=conversation_ids)
+        .values_list("pk", "title")
     }
     return [
         ApprovalRow(
@@ -162,6 +218,18 @@ async def approval_rows(*, items: list[PendingApproval]) -> list[ApprovalRow]:
         )
         for item in items
     ]
+
+
+def _conversations() -> Any:
+    # Approvals belong to conversations (the foreign key names the chat app's model).
+    return cast(type[Model], Approval.conversation.field.related_model)._default_manager
+
+
+async def conversation_exists(*, conversation_id: str) -> bool:
+    try:
+        return bool(await _conversations().filter(pk=uuid.UUID(conversation_id)).aexists())
+    except ValueError:
+        return False
 
 
 async def approval_get(*, conversation_id: str, call_id: str) -> Approval | None:

@@ -98,10 +98,12 @@ async def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     error: UserError | None = None
     try:
         listing = await client.approvals_pending_list()
-    except Exception as err:  # the page still renders and says why the list is empty
+    except UserError as err:  # the page still renders and says why the list is empty
+        error = err
+    except Exception as err:
         logger.warning("listing pending approvals failed: %s: %s", type(err).__name__, err)
         error = Unavailable("The agent service is unavailable; try again in a moment.")
-    items = listing.items if listing else []
+    items = await selectors.pending_approvals(listing=listing) if listing else []
     # The oldest first (closest to their deadline); a page of thousands of rows with
     # three forms each would be slow to render and to use.
     rows = await selectors.approval_rows(items=items[: settings.REVIEWS_DASHBOARD_MAX_ROWS])

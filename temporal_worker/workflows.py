@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         DecideApproval,
         PendingApproval,
         PendingApprovals,
+        PendingRef,
         WithdrawApproval,
         arguments_hash,
         decision_problem,
@@ -62,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         StopAnswer,
         StopResult,
         UnrecordedMessage,
+        text_fingerprint,
     )
     from temporal_worker.contracts.errors import Code
     from temporal_worker.contracts.tools import (
@@ -129,6 +131,8 @@ class ConversationWorkflow:
         self._decisions: dict[str, ApprovalDecided] = {}
         # The messages the LLM step in flight is recording (pages show them meanwhile).
         self._recording: list[ChatMessage] = []
+        # Queued messages whose turn started: the next LLM step announces them.
+        self._waited: list[str] = []
         self._seq_at_turn_start: bool | None = None
 
     # --- run -------------------------------------------------------------------
@@ -147,6 +151,7 @@ class ConversationWorkflow:
                 message = state.inbox.pop(0)
                 if message.seq == 0:
                     message.seq = self._next_seq()
+                    self._waited.append(message.id)
                 state.context.append(message)
                 state.unrecorded.append(message)
             elif state.retry_requested:
@@ -203,6 +208,7 @@ class ConversationWorkflow:
             ConversationInput(
                 conversation_id=self._inp.conversation_id,
                 owner_id=self._inp.owner_id,
+                owner_name=self._inp.owner_name,
                 config=self._inp.config,
                 state=state,
             )
@@ -221,6 +227,8 @@ class ConversationWorkflow:
             new_messages=self._take_unrecorded(),
             run_id=workflow.info().run_id,
         )
+        request.waited_message_ids = [m.id for m in request.new_messages if m.id in self._waited]
+        self._waited = [i for i in self._waited if i not in request.waited_message_ids]
         self._recording = request.new_messages
         self._llm_call = workflow.start_activity(
             LLM_ACTIVITY,
@@ -412,7 +420,7 @@ class ConversationWorkflow:
             [
                 APPROVAL_PENDING.value_set(bool(self._pending)),
                 APPROVAL_TOOLS.value_set(sorted({p.tool for p in self._pending.values()})),
-                APPROVAL_REQUESTER.value_set(str(self._inp.owner_id)),
+                APPROVAL_REQUESTER.value_set(self._inp.owner_name or str(self._inp.owner_id)),
             ]
         )
         self._memo_pending_approvals()
@@ -421,7 +429,10 @@ class ConversationWorkflow:
         if not self._inp.config.approval_search_attributes:
             return
         if workflow.patched(PATCH_APPROVALS_MEMO):
-            workflow.upsert_memo({MEMO_PENDING_APPROVALS: list(self._pending.values())})
+            refs = [
+                PendingRef(p.call_id, p.claimed_by_id, p.claimed_by) for p in self._pending.values()
+            ]
+            workflow.upsert_memo({MEMO_PENDING_APPROVALS: refs})
 
     def _failure_kind(self, err: ActivityError) -> str:
         cause = err.cause
@@ -504,12 +515,19 @@ class ConversationWorkflow:
 
     @workflow.update
     def send_message(self, msg: SendMessage) -> MessageAccepted:
+        # A repeat answers with what was first accepted under the id (the validator
+        # has refused the same id with another text).
         for position, queued in enumerate(self._state.inbox):
             if queued.id == msg.message_id:
-                return MessageAccepted(msg.message_id, queued.seq, position, duplicate=True)
+                first = text_fingerprint(queued.content)
+                return MessageAccepted(
+                    msg.message_id, queued.seq, position, duplicate=True, text_fingerprint=first
+                )
         if msg.message_id in self._state.seen_message_ids:
             seq = next((m.seq for m in self._state.context if m.id == msg.message_id), 0)
-            return MessageAccepted(msg.message_id, seq, 0, duplicate=True)
+            first = self._state.seen_text.get(msg.message_id, "")
+            return MessageAccepted(msg.message_id, seq, 0, duplicate=True, text_fingerprint=first)
+        fingerprint = text_fingerprint(msg.text)
         # A message that waits behind a turn is numbered when its turn starts (0 until
         # then), so it follows that turn's steps; one answered next is numbered now.
         answered_next = self._status == "idle" and not self._state.inbox
@@ -519,8 +537,15 @@ class ConversationWorkflow:
         self._state.seen_message_ids = [*self._state.seen_message_ids, msg.message_id][
             -SEEN_IDS_KEPT:
         ]
+        kept = set(self._state.seen_message_ids)
+        self._state.seen_text = {
+            **{k: v for k, v in self._state.seen_text.items() if k in kept},
+            msg.message_id: fingerprint,
+        }
         queue_position = len(self._state.inbox) - 1 + (1 if self._status == "thinking" else 0)
-        return MessageAccepted(msg.message_id, message.seq, queue_position)
+        return MessageAccepted(
+            msg.message_id, message.seq, queue_position, text_fingerprint=fingerprint
+        )
 
     @send_message.validator
     def _validate_send_message(self, msg: SendMessage) -> None:
@@ -537,6 +562,9 @@ class ConversationWorkflow:
             )
         if not msg.message_id or len(msg.message_id) > 64:
             raise _refusal("A message needs an id of at most 64 characters.", Code.BAD_MESSAGE_ID)
+        sent_as = self._state.seen_text.get(msg.message_id)
+        if sent_as is not None and sent_as != text_fingerprint(msg.text):
+            raise _refusal(_DIFFERENT_TEXT, Code.MESSAGE_ID_IN_USE)
 
     @workflow.update
     def stop_answer(self, _: StopAnswer) -> StopResult:
@@ -582,6 +610,7 @@ class ConversationWorkflow:
     @workflow.update
     def decide_approval(self, req: DecideApproval) -> ApprovalDecided:
         pending = self._pending[req.call_id]
+        edited = bool(req.edited_arguments) and req.edited_arguments != pending.arguments
         decided = ApprovalDecided(
             call_id=req.call_id,
             outcome="approved" if req.action == "approve" else "rejected",
@@ -590,7 +619,8 @@ class ConversationWorkflow:
             decided_at=workflow.now().isoformat(),
             reason=req.reason.strip(),
             arguments=req.edited_arguments or pending.arguments,
-            edited=bool(req.edited_arguments) and req.edited_arguments != pending.arguments,
+            edited=edited,
+            summary=req.summary if edited else "",
         )
         self._record_decision(decided)
         return decided
@@ -703,6 +733,9 @@ class ConversationWorkflow:
                 *(UnrecordedMessage(m.id, m.content, m.seq, True) for m in self._state.inbox),
             ],
         )
+
+
+_DIFFERENT_TEXT = "This message was already sent with different text; reload the page."
 
 
 def _refusal(message: str, code: str, **details: object) -> ApplicationError:

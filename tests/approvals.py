@@ -17,9 +17,11 @@ from temporalio.service import RPCError
 
 from chatapp import services
 from chatapp.models import Conversation
+from reviews import selectors as review_selectors
 from reviews.models import Approval
 from reviews.selectors import approval_dom_id
 from shop.models import Customer, Order
+from temporal_worker import client as temporal_client
 from temporal_worker.contracts.approvals import (
     SA_APPROVAL_PENDING,
     DecideApproval,
@@ -124,3 +126,9 @@ async def pending_approvals_terminate(temporal: TemporalClient) -> None:
 def row_id(approval: PendingApproval) -> str:
     """The dashboard row's element id."""
     return approval_dom_id(conversation_id=approval.conversation_id, call_id=approval.call_id)
+
+
+async def listed_pending() -> list[PendingApproval]:
+    """Every pending approval as the inbox lists it (visibility, then the audit)."""
+    listing = await temporal_client.approvals_pending_list()
+    return await review_selectors.pending_approvals(listing=listing)

@@ -15,6 +15,7 @@ from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
 from temporal_worker.client.connection import get_client
 from temporal_worker.client.conversations import update
 from temporal_worker.client.errors import user_error
+from temporal_worker.client.health import TemporalDown, temporal_reachable
 from temporal_worker.contracts.approvals import (
     MEMO_PENDING_APPROVALS,
     SA_APPROVAL_PENDING,
@@ -25,7 +26,10 @@ from temporal_worker.contracts.approvals import (
     PendingApproval,
     WithdrawApproval,
 )
-from temporal_worker.contracts.conversation import conversation_workflow_id
+from temporal_worker.contracts.conversation import (
+    conversation_id_from_workflow_id,
+    conversation_workflow_id,
+)
 from temporal_worker.workflows import ConversationWorkflow
 
 logger = logging.getLogger(__name__)
@@ -37,8 +41,20 @@ QUERY_TIMEOUT = timedelta(seconds=3)
 
 
 @dataclass
+class PendingEntry:
+    """One pending approval as visibility lists it: ids and the claim, and the whole
+    request when the workflow said it (a Query, or a memo from before PendingRef)."""
+
+    conversation_id: str
+    call_id: str
+    claimed_by_id: int = 0
+    claimed_by: str = ""
+    approval: PendingApproval | None = None
+
+
+@dataclass
 class PendingListing:
-    items: list[PendingApproval]
+    entries: list[PendingEntry]
     # Where the time went, shown in the dashboard's footer.
     visibility_seconds: float
     query_seconds: float
@@ -54,9 +70,12 @@ async def approvals_pending_list(*, limit: int | None = None) -> PendingListing:
     so a thousand rows cost one paged visibility call. A workflow without that memo
     (started before it existed) is asked with a Query instead.
     """
+    if not await temporal_reachable():
+        # Said at once rather than after the SDK's own ten seconds of retries.
+        raise user_error(TemporalDown())
     client = await get_client()
     started = time.perf_counter()
-    items: list[PendingApproval] = []
+    entries: list[PendingEntry] = []
     to_query: list[str] = []
     listed_workflows = 0
     page_token = b""
@@ -76,16 +95,20 @@ async def approvals_pending_list(*, limit: int | None = None) -> PendingListing:
             ),
             retry=True,
         )
-        with_memo = []
+        with_memo, memo_owners = [], []
         for execution in page.executions:
             payload = execution.memo.fields.get(MEMO_PENDING_APPROVALS)
             if payload is None:
                 to_query.append(execution.execution.workflow_id)
             else:
                 with_memo.append(payload)
+                memo_owners.append(execution.execution.workflow_id)
         # One decode call for the page (it runs the payload codec, if one is configured).
-        for memo in await client.data_converter.decode(with_memo):
-            items.extend(_pending_from_memo(item) for item in memo)
+        for workflow_id, memo in zip(
+            memo_owners, await client.data_converter.decode(with_memo), strict=True
+        ):
+            conversation_id = conversation_id_from_workflow_id(workflow_id)
+            entries.extend(_entry_from_memo(conversation_id, item) for item in memo)
         listed_workflows += len(page.executions)
         page_token = page.next_page_token
         if not page_token:
@@ -105,10 +128,9 @@ async def approvals_pending_list(*, limit: int | None = None) -> PendingListing:
             return result.items
 
     for batch in await asyncio.gather(*(pending_of(wid) for wid in to_query)):
-        items.extend(batch)
-    items.sort(key=lambda p: p.requested_at)
+        entries.extend(_entry_of(p) for p in batch)
     return PendingListing(
-        items=items,
+        entries=entries,
         visibility_seconds=listed - started,
         query_seconds=time.perf_counter() - listed,
         workflows=listed_workflows,
@@ -119,12 +141,31 @@ async def approvals_pending_list(*, limit: int | None = None) -> PendingListing:
 _PENDING_FIELDS = frozenset(f.name for f in fields(PendingApproval))
 
 
-def _pending_from_memo(item: dict[str, Any]) -> PendingApproval:
-    # Unknown keys are dropped so a newer worker may add fields to the memo.
-    return PendingApproval(**{k: v for k, v in item.items() if k in _PENDING_FIELDS})
+def _entry_of(approval: PendingApproval) -> PendingEntry:
+    return PendingEntry(
+        conversation_id=approval.conversation_id,
+        call_id=approval.call_id,
+        claimed_by_id=approval.claimed_by_id,
+        claimed_by=approval.claimed_by,
+        approval=approval,
+    )
+
+
+def _entry_from_memo(conversation_id: str, item: dict[str, Any]) -> PendingEntry:
+    if "arguments_hash" in item:  # a memo written before PendingRef: the whole request
+        # Unknown keys are dropped so a newer worker may add fields to the memo.
+        return _entry_of(PendingApproval(**{k: v for k, v in item.items() if k in _PENDING_FIELDS}))
+    return PendingEntry(
+        conversation_id=conversation_id,
+        call_id=str(item["call_id"]),
+        claimed_by_id=int(item.get("claimed_by_id") or 0),
+        claimed_by=str(item.get("claimed_by") or ""),
+    )
 
 
 async def approval_get(*, conversation_id: str, call_id: str) -> PendingApproval | None:
+    if not await temporal_reachable():
+        raise user_error(TemporalDown())
     client = await get_client()
     handle = client.get_workflow_handle(conversation_workflow_id(conversation_id))
     try:

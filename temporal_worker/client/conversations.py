@@ -18,6 +18,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporal_worker.client import retrying
 from temporal_worker.client.connection import get_client
 from temporal_worker.client.errors import user_error
+from temporal_worker.client.health import temporal_reachable
 from temporal_worker.contracts.conversation import (
     AgentConfig,
     CloseConversation,
@@ -50,6 +51,9 @@ class LiveState:
     phase: str
     queued: int
     unrecorded: list[UnrecordedMessage] = field(default_factory=list)
+    # What the live page says of the phase ("Thinking…", "The model is rate limited;
+    # trying again in 5 s…"); empty before the step's first heartbeat.
+    phase_label: str = ""
 
 
 def agent_config() -> AgentConfig:
@@ -65,7 +69,7 @@ def agent_config() -> AgentConfig:
 
 
 async def message_send(
-    *, conversation_id: str, owner_id: int, message_id: str, text: str
+    *, conversation_id: str, owner_id: int, message_id: str, text: str, owner_name: str = ""
 ) -> MessageAccepted:
     """Deliver a user message; the first one starts the workflow (update-with-start).
 
@@ -78,7 +82,10 @@ async def message_send(
         start = WithStartWorkflowOperation(
             ConversationWorkflow.run,
             ConversationInput(
-                conversation_id=conversation_id, owner_id=owner_id, config=agent_config()
+                conversation_id=conversation_id,
+                owner_id=owner_id,
+                owner_name=owner_name,
+                config=agent_config(),
             ),
             id=workflow_id,
             task_queue=settings.TEMPORAL_TASK_QUEUE,
@@ -137,6 +144,8 @@ async def conversation_live_state(*, conversation_id: str) -> LiveState | None:
 
     None when there is no workflow to ask (never started, or Temporal is down).
     """
+    if not await temporal_reachable():
+        return None
     client = await get_client()
     handle = client.get_workflow_handle(conversation_workflow_id(conversation_id))
     try:
@@ -165,11 +174,14 @@ async def _streamed_so_far(
         details = await client.data_converter.decode(pending.heartbeat_details.payloads)
         progress = details[0] if details else None
         if isinstance(progress, dict) and progress.get("reply_id") == snapshot.reply_id:
+            # Between attempts these are the failed attempt's last details: the phase
+            # that explains the wait ("rate limited") until the next attempt begins.
             return {
                 "partial_text": str(progress.get("text", "")),
                 "phase": str(progress.get("phase", "")),
+                "phase_label": str(progress.get("label", "")),
             }
-    return {"partial_text": "", "phase": ""}
+    return {"partial_text": "", "phase": "", "phase_label": ""}
 
 
 async def update(conversation_id: str, handler: Any, arg: Any) -> Any:

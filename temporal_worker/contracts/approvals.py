@@ -83,6 +83,19 @@ class PendingApproval:
 
 
 @dataclass
+class PendingRef:
+    """What a workflow's memo says of one pending approval: its id and who claimed it.
+
+    Ids only, so the memo stays far below Temporal's 2 KB memo warning with twenty
+    approvals pending; the inbox reads the details from the audit table. (Memos written
+    before this change hold whole `PendingApproval`s; readers accept both.)"""
+
+    call_id: str
+    claimed_by_id: int = 0
+    claimed_by: str = ""
+
+
+@dataclass
 class DecideApproval:
     call_id: str
     action: DecisionAction
@@ -93,6 +106,8 @@ class DecideApproval:
     reason: str = ""
     # Canonical JSON of arguments the reviewer edited (validated by the caller).
     edited_arguments: str = ""
+    # The tool's one-line summary of the edited arguments: what will run.
+    summary: str = ""
 
 
 @dataclass
@@ -106,6 +121,8 @@ class ApprovalDecided:
     arguments: str = ""
     edited: bool = False
     by_system: bool = False
+    # With edited arguments: the summary of what ran ("" = the request's own summary).
+    summary: str = ""
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """A conversation's workflow: its input and state, the messages it holds, its updates,
 queries and the LLM and notice activities' requests and results."""
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -35,6 +36,10 @@ def conversation_id_from_workflow_id(workflow_id: str) -> str:
     return workflow_id.removeprefix(WORKFLOW_ID_PREFIX)
 
 
+def text_fingerprint(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 @dataclass
 class ChatMessage:
     """One entry of the transcript, as the workflow and the database both hold it."""
@@ -52,6 +57,9 @@ class ChatMessage:
     error_kind: str = ""
     # False for a user message the model refused: later calls leave it out.
     in_context: bool = True
+    # Set on replies: why the model stopped ("stop", "tool_calls", or "length" and
+    # "content_filter" for a reply cut short). Empty in payloads from before it existed.
+    finish_reason: str = ""
 
 
 @dataclass
@@ -80,6 +88,9 @@ class AgentState:
     # Message ids already accepted, so a retried send is answered, not re-queued,
     # even after continue-as-new (Temporal dedupes update ids within one run).
     seen_message_ids: list[str] = field(default_factory=list)
+    # The text each of those ids was sent with (text_fingerprint), so the same id with
+    # another text is refused rather than silently answered as a repeat.
+    seen_text: dict[str, str] = field(default_factory=dict)
     closed: bool = False
     retry_requested: bool = False
     total_steps: int = 0
@@ -97,6 +108,9 @@ class ConversationInput:
     owner_id: int
     config: AgentConfig = field(default_factory=AgentConfig)
     state: AgentState | None = None
+    # The owner's username: operators search ApprovalRequester = 'alice' in the
+    # Temporal UI and CLI (conversations started before it was passed show the id).
+    owner_name: str = ""
 
 
 @dataclass
@@ -122,6 +136,9 @@ class MessageAccepted:
     # How many messages wait before this one is answered (0: answered next).
     queue_position: int
     duplicate: bool = False
+    # text_fingerprint of the text accepted under this id. Temporal answers a repeated
+    # update id with the first result, so a sender can tell a repeat from a clash.
+    text_fingerprint: str = ""
 
 
 @dataclass
@@ -191,6 +208,9 @@ class LlmRequest:
     # into the database (idempotently) before it calls the model.
     new_messages: list[ChatMessage] = field(default_factory=list)
     run_id: str = ""
+    # User messages among them that waited behind a turn: pages show them as queued
+    # until this step announces them.
+    waited_message_ids: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -466,3 +467,64 @@ async def test_markdown_is_rendered_and_sanitised(worker: object) -> None:
         '<a href="https://example.com/docs" rel="noopener noreferrer nofollow">docs</a>'
         in reply_html
     )
+
+
+async def test_the_same_message_id_with_other_text_is_refused_clearly(worker: object) -> None:
+    client = await logged_in(await auser_create())
+    started = await start_conversation(client, "Opening message")
+    await wait_for_replies(started.conversation_id)
+    message_id = str(uuid.uuid4())
+    form = {"conversation_id": started.conversation_id, "message_id": message_id}
+
+    sent = await client.post(SEND_URL, {**form, "text": "First text"}, headers=htmx(started.url))
+    changed = await client.post(SEND_URL, {**form, "text": "Other text"}, headers=htmx(started.url))
+
+    assert html_element(body(sent), f"msg-{message_id}") is not None
+    assert changed.headers["HX-Retarget"] == "#composer"
+    error = html_text(html_element(body(changed), "composer-error") or "")
+    assert "already sent with different text" in error
+    await wait_for_replies(started.conversation_id, 2)
+    await wait_until_idle(started.conversation_id)
+    users = Message.objects.filter(conversation_id=started.conversation_id, role="user")
+    assert [m.content async for m in users.order_by("seq")] == ["Opening message", "First text"]
+
+
+async def test_a_message_sent_during_a_turn_waits_at_the_end_marked_queued(
+    worker: object, scripted_model: ScriptedModelServer
+) -> None:
+    await slow_stream(scripted_model)
+    client = await logged_in(await auser_create())
+    # A turn of several steps (the model calls a tool four times, slowly).
+    started = await start_conversation(client, f"[[loop 4]] {SLOW}")
+
+    async def a_step_done() -> bool:
+        return await Message.objects.filter(
+            conversation_id=started.conversation_id, role="tool"
+        ).aexists()
+
+    await eventually(a_step_done)
+    queued_id = str(uuid.uuid4())
+    sent = await client.post(
+        SEND_URL,
+        {"conversation_id": started.conversation_id, "message_id": queued_id, "text": "And then?"},
+        headers=htmx(started.url),
+    )
+    reloaded = body(await client.get(started.url))
+
+    assert "Queued" in html_text(html_element(body(sent), f"msg-{queued_id}") or "")
+    transcript = html_element(reloaded, "transcript") or ""
+    queued = html_element(transcript, f"msg-{queued_id}") or ""
+    assert "Queued: answered after the current reply." in html_text(queued)
+    # The last message of the conversation, not among the steps of the turn in progress.
+    assert re.findall(r'<article id="msg-([0-9a-f-]+)"', transcript)[-1] == queued_id
+    await wait_for_replies(started.conversation_id, 2)
+    await wait_until_idle(started.conversation_id)
+    rows = Message.objects.filter(conversation_id=started.conversation_id).order_by("seq")
+    roles = [(m.role, str(m.id) if m.role == "user" else "") async for m in rows]
+    # The whole first turn (four tool steps and the answer), then the queued question.
+    assert roles[0] == ("user", started.message_id)
+    asked_at = roles.index(("user", queued_id))
+    assert [role for role, _ in roles[1:asked_at]] == ["assistant", "tool"] * 4 + ["assistant"]
+    assert [role for role, _ in roles[asked_at + 1 :]] == ["assistant"]
+    done = html_element(body(await client.get(started.url)), f"msg-{queued_id}") or ""
+    assert "Queued" not in html_text(done)

@@ -23,7 +23,7 @@ from shop.models import Refund
 from temporal_worker import client as temporal_client
 from temporal_worker.contracts.tools import tool_activity_name
 from temporal_worker.worker import build_worker
-from tests.approvals import decision_for
+from tests.approvals import decision_for, listed_pending
 from tests.factories import user_create
 from tests.faults.support import (
     COMPLETED,
@@ -65,8 +65,7 @@ async def running_worker(client: Client, task_queue: str):
 
 
 async def pending_for(cid: uuid.UUID) -> list:
-    listing = await temporal_client.approvals_pending_list()
-    return [p for p in listing.items if p.conversation_id == str(cid)]
+    return [p for p in await listed_pending() if p.conversation_id == str(cid)]
 
 
 async def test_temporal_restart_keeps_the_pending_approval_and_the_conversation(

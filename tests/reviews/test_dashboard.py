@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+import zoneinfo
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 
@@ -33,6 +34,7 @@ from temporal_worker.contracts.conversation import conversation_workflow_id
 from temporal_worker.worker import activities, product_ports
 from temporal_worker.workflows import ConversationWorkflow
 from tests.approvals import (
+    listed_pending,
     pending_approvals_terminate,
     refund_requested,
     reviewer_create,
@@ -215,15 +217,14 @@ async def test_the_list_comes_from_memos_without_a_query_and_follows_a_claim(
 
     listing = await eventually(_listing_with(approval.call_id))
     assert listing.queried == 0, "a workflow with the memo needs no Query"
-    listed = next(item for item in listing.items if item.call_id == approval.call_id)
-    assert listed == approval  # the memo holds what the Query would have answered
+    listed = next(item for item in await listed_pending() if item.call_id == approval.call_id)
+    assert listed == approval  # memo and audit together say what the Query would answer
 
     client = await logged_in(rita)
     await client.post(decide_url(approval, "claim"), headers=htmx(f"{row_id(approval)}-claim"))
 
     async def claimed() -> PendingApproval | None:
-        listing = await temporal_client.approvals_pending_list()
-        item = next((i for i in listing.items if i.call_id == approval.call_id), None)
+        item = next((i for i in await listed_pending() if i.call_id == approval.call_id), None)
         return item if item is not None and item.claimed_by == "rita" else None
 
     assert (await eventually(claimed)).claimed_by_id == rita.pk
@@ -263,7 +264,7 @@ async def test_a_workflow_from_before_the_memo_is_listed_through_a_query(
         listing = await eventually(_listing_with(approval.call_id))
 
         assert listing.queried >= 1
-        assert approval in listing.items
+        assert approval in [e.approval for e in listing.entries]
         page = body(await (await logged_in(await reviewer_create("rosa"))).get("/reviews/"))
         assert html_element(page, row_id(approval))
 
@@ -271,7 +272,7 @@ async def test_a_workflow_from_before_the_memo_is_listed_through_a_query(
 def _listing_with(call_id: str) -> Callable[[], Awaitable[PendingListing | None]]:
     async def probe() -> PendingListing | None:
         listing = await temporal_client.approvals_pending_list()
-        return listing if any(i.call_id == call_id for i in listing.items) else None
+        return listing if any(e.call_id == call_id for e in listing.entries) else None
 
     return probe
 
@@ -279,7 +280,7 @@ def _listing_with(call_id: str) -> Callable[[], Awaitable[PendingListing | None]
 def _listing_without(call_id: str) -> Callable[[], Awaitable[bool]]:
     async def probe() -> bool:
         listing = await temporal_client.approvals_pending_list()
-        return all(i.call_id != call_id for i in listing.items)
+        return all(e.call_id != call_id for e in listing.entries)
 
     return probe
 
@@ -449,6 +450,12 @@ async def test_edit_the_arguments_then_approve(
     assert Decimal(mirror.edited_arguments["amount"]) == Decimal("50")
     history = body(await client.get("/reviews/history/"))
     assert "approved with:" in html_text(history)
+    # The customer's page, reloaded: the card says what ran, that it was edited, by whom.
+    page = body(await (await logged_in(customer)).get(f"/c/{approval.conversation_id}/"))
+    [decision] = re.findall(r'<div class="small approval-decision">(.*?)</div>', page, re.S)
+    text = " ".join(html_text(decision).split())
+    assert "Refund 50.00 EUR" in text and "approved by rita" in text
+    assert "rita edited the request; the agent asked: Refund 120.00 EUR" in text
 
 
 async def test_a_stale_decision_says_who_decided_and_when(
@@ -470,6 +477,21 @@ async def test_a_stale_decision_says_who_decided_and_when(
 
     assert late.headers["HX-Retarget"] == f"#{row_id(approval)}-result"
     assert re.fullmatch(r"Already approved by rita at \d\d:\d\d\.", html_text(body(late)).strip())
+
+
+async def test_a_decision_on_a_conversation_that_never_existed_says_so(
+    temporal: TemporalClient, rita: AbstractBaseUser
+) -> None:
+    ghost = uuid.uuid4()
+    url = f"/reviews/{ghost}/call_ghost/decide/"
+    data = {"action": "approve", "arguments_hash": "0" * 16}
+    reviewer = await logged_in(rita)
+
+    from_row = await reviewer.post(url, data, headers=htmx(f"approval-{ghost}-call_ghost-result"))
+    page = await reviewer.post(url, data)
+
+    assert html_text(body(from_row)).strip() == "This conversation does not exist."
+    assert page.status_code == 404
 
 
 async def test_claim_race_has_one_winner_shown_to_the_others_live(
@@ -585,3 +607,24 @@ async def test_admin_shows_the_audit_mirror_read_only_with_a_workflow_link(
     assert (await client.get("/admin/reviews/approval/add/")).status_code == 403
     policies = await client.get("/admin/reviews/approvalpolicy/add/")
     assert policies.status_code == 200
+
+
+async def test_a_withdrawal_that_loses_the_race_says_who_decided_at_a_readable_time(
+    temporal: TemporalClient, worker: object, customer: AbstractBaseUser, rita: AbstractBaseUser
+) -> None:
+    approval = await refund_requested(temporal, customer)
+    assert (await decide(await logged_in(rita), approval)).status_code == 200
+    user = await logged_in(customer)
+    user.cookies["tz"] = "Europe%2FBerlin"  # what the page's script sets
+    page = f"/c/{approval.conversation_id}/"
+
+    late = await user.post(
+        f"{page}approvals/{approval.call_id}/withdraw/",
+        headers={"HX-Request": "true", "HX-Current-URL": f"http://testserver{page}"},
+    )
+
+    flash = " ".join(html_text(html_element(body(late), "flash") or "").split())
+    mirror = await Approval.objects.aget(call_id=approval.call_id)
+    assert mirror.decided_at is not None
+    in_berlin = mirror.decided_at.astimezone(zoneinfo.ZoneInfo("Europe/Berlin"))
+    assert flash == f"Already approved by rita at {in_berlin:%H:%M}."

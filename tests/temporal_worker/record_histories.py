@@ -22,7 +22,7 @@ from reviews.models import ApprovalPolicy
 from temporal_worker import client as temporal_client
 from temporal_worker.contracts.approvals import PendingApproval
 from temporal_worker.contracts.conversation import conversation_workflow_id
-from tests.approvals import decision_for
+from tests.approvals import decision_for, listed_pending
 from tests.factories import user_create
 from tests.helpers import eventually
 
@@ -57,8 +57,7 @@ async def _answered(conversation_id: str, replies: int = 1) -> None:
 
 async def _pending(conversation_id: str) -> list[PendingApproval]:
     async def found() -> list[PendingApproval]:
-        listing = await temporal_client.approvals_pending_list()
-        return [p for p in listing.items if p.conversation_id == conversation_id]
+        return [p for p in await listed_pending() if p.conversation_id == conversation_id]
 
     return await eventually(found, timeout=30)
 

@@ -25,7 +25,7 @@ from temporal_worker import client as temporal_client
 from temporal_worker.contracts.conversation import LLM_ACTIVITY, conversation_workflow_id
 from temporal_worker.worker import build_worker
 from temporal_worker.workflows import ConversationWorkflow
-from tests.approvals import decision_for
+from tests.approvals import decision_for, listed_pending
 from tests.factories import user_create
 from tests.helpers import eventually
 
@@ -120,8 +120,7 @@ async def test_an_approval_during_a_long_conversation_is_decided_across_runs(
         )
 
     async def pending() -> list:
-        listing = await temporal_client.approvals_pending_list()
-        return [p for p in listing.items if p.conversation_id == cid]
+        return [p for p in await listed_pending() if p.conversation_id == cid]
 
     [item] = await eventually(pending, timeout=60)
     assert len(await _runs(temporal, cid)) >= 2  # the loop already crossed a run

@@ -27,7 +27,7 @@ from temporal_worker.contracts.conversation import conversation_workflow_id
 from temporal_worker.contracts.errors import UserError
 from temporal_worker.contracts.tools import tool_activity_name
 from temporal_worker.worker import build_worker
-from tests.approvals import decision_for
+from tests.approvals import decision_for, listed_pending
 from tests.factories import user_create
 from tests.helpers import eventually
 from tests.interceptors import AfterWrite
@@ -66,8 +66,7 @@ async def _pending(cid: str, count: int = 1, *, exactly: bool = False) -> list:
     eventually consistent, so wait for at least (or exactly) `count` of them."""
 
     async def found() -> list:
-        listing = await temporal_client.approvals_pending_list()
-        items = [p for p in listing.items if p.conversation_id == cid]
+        items = [p for p in await listed_pending() if p.conversation_id == cid]
         enough = len(items) == count if exactly else len(items) >= count
         return items if enough else []
 
@@ -293,3 +292,44 @@ async def test_the_24h_deadline_applies_the_default_action(time_skipping, demo_s
     assert not await Refund.objects.filter(
         idempotency_key__startswith=conversation_workflow_id(cid)
     ).aexists()
+
+
+async def test_operators_find_a_pending_approval_by_the_requester_s_username(
+    temporal, worker, demo_shop
+) -> None:
+    user = await sync_to_async(user_create)(username=f"requester-{uuid.uuid4().hex[:8]}")
+    cid = uuid.uuid4()
+    await services.message_send(
+        user=user, conversation_id=cid, message_id=uuid.uuid4(), text="refund 10 on order 1009"
+    )
+    await _pending(str(cid))
+
+    async def found() -> list[str]:
+        query = f"ApprovalRequester = '{user.username}' AND ApprovalPending = true"
+        return [w.id async for w in temporal.list_workflows(query)]
+
+    # What an operator types in the Temporal UI or `temporal workflow list --query`.
+    assert await eventually(found) == [conversation_workflow_id(str(cid))]
+
+
+# Temporal's default memo size warning (limit.memoSize.warn): the dev server logs "Blob
+# data size exceeds the warning limit" on every task past it.
+MEMO_WARNING_BYTES = 2 * 1024
+
+
+async def test_twenty_pending_approvals_keep_the_memo_under_the_warning_limit(
+    temporal, worker, demo_shop
+) -> None:
+    text = " and ".join(f"refund {n} on order 1009 because of a long story" for n in range(1, 21))
+    cid, _ = await _start(text)
+
+    listed = await _pending(cid, 20, exactly=True)
+
+    handle = temporal.get_workflow_handle(conversation_workflow_id(cid))
+    memo = (await handle.describe()).raw_description.workflow_execution_info.memo
+    assert 0 < memo.ByteSize() < MEMO_WARNING_BYTES
+    # The inbox still has every detail (from the audit table): what, why, which arguments.
+    assert {p.summary for p in listed} == {
+        f"Refund {n}.00 EUR on order #1009" for n in range(1, 21)
+    }
+    assert all(p.reason and p.arguments_hash for p in listed)
