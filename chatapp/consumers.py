@@ -65,12 +65,18 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             if live.reply_id and await selectors.message_get(message_id=uuid.UUID(live.reply_id)):
                 await self._send_message(live.reply_id, final=True)
                 return
-            if live.partial_text:
-                await self._send_reply(live.reply_id, text=live.partial_text)
+            if live.phase_label or live.partial_text:
+                # The phase (with the status line) and the text so far, as the live events
+                # showed them: a reconnect during a rate-limit wait still says so.
+                await self._send_reply(
+                    live.reply_id, phase_label=live.phase_label, text=live.partial_text
+                )
             return
         latest = await selectors.message_latest(conversation_id=self.conversation_id)
         if latest is not None and latest.role in ("assistant", "notice"):
-            await self._send_message(str(latest.id), final=True)
+            # A reply whose tools run (or wait for a reviewer) leaves the agent at work.
+            working = live is not None and live.status in ("running_tools", "waiting_approval")
+            await self._send_message(str(latest.id), final=not working)
 
     async def disconnect(self, code: int) -> None:
         if self.group:

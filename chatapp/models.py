@@ -67,6 +67,9 @@ class Message(models.Model):
     tool_name = models.CharField(max_length=64, blank=True)
     prompt_version = models.CharField(max_length=64, blank=True)
     error_kind = models.CharField(max_length=32, blank=True)
+    # A reply's finish reason as the provider gave it; "length" and "content_filter"
+    # mark a reply cut short, which the page says.
+    finish_reason = models.CharField(max_length=32, blank=True)
     run_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

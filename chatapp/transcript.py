@@ -29,6 +29,7 @@ MESSAGE_FIELDS = [
     "tool_name",
     "prompt_version",
     "error_kind",
+    "finish_reason",
     "run_id",
 ]
 
@@ -48,6 +49,7 @@ def _row(conversation_id: str, message: ChatMessage, run_id: str) -> Message:
         tool_name=message.tool_name,
         prompt_version=message.prompt_version,
         error_kind=message.error_kind,
+        finish_reason=message.finish_reason,
         run_id=run_id,
     )
 

@@ -90,11 +90,13 @@ class UserErrorMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, UserError):
             return None
-        # An expected outcome (refused, not found, unavailable): one line, no traceback.
+        # An expected outcome (refused, not found, unavailable): one line, no traceback,
+        # and Django's own "Not Found: ..." line is not added to it.
         logger.info(
             "%s %s: %s (%s)", request.method, request.path, type(exception).__name__, exception.code
         )
         response = user_error_response(request, exception)
         if isinstance(response, TemplateResponse):
             response.render()
+        response._has_been_logged = True  # type: ignore[attr-defined]
         return response

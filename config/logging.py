@@ -38,6 +38,17 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
     return text
 
 
+class ExpectedOutcomes(logging.Filter):
+    """A refusal is an outcome, not a fault: a 4xx answer (403, 404, ...) is logged as its
+    one line, without the traceback Django attaches to the exception behind it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "status_code", 500) < 500 and record.name.startswith("django."):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 class PlainFormatter(logging.Formatter):
     """The stdlib formatter, with secrets redacted."""
 

@@ -194,14 +194,19 @@ LOGGING = {
         },
         "json": {"()": "config.logging.JsonFormatter", "redact": _log_secrets()},
     },
+    "filters": {"expected_outcomes": {"()": "config.logging.ExpectedOutcomes"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["expected_outcomes"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's default configuration gives "django" a console handler of its own;
+        # with the root's, every line would be written twice.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
         "temporalio": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         # These log whole requests (chat messages included) at DEBUG.

@@ -1,7 +1,10 @@
 """The one place that talks to the LLM provider, over the OpenAI Chat Completions API.
 
 Temporal owns retries (`max_retries=0`); this module only turns a conversation
-into a streamed completion and the stream back into plain dataclasses.
+into a streamed completion and the stream back into plain dataclasses. A stream
+that ends before the model said why it stopped (its `finish_reason`) is broken and
+raises, like a dropped connection: a half answer or half a tool call never passes
+for a whole one.
 """
 
 from __future__ import annotations
@@ -23,6 +26,19 @@ from temporal_worker.contracts.tools import ToolCall
 # Long enough for the end of a body that follows `[DONE]` at once, short enough that a
 # server which keeps the stream open does not hold up a finished reply.
 DRAIN_TIMEOUT_SECONDS = 0.1
+
+# Finish reasons of a reply the provider cut short: its text is kept (and marked for the
+# user), but its tool calls may be missing or half written, so none of them run.
+FINISH_LENGTH = "length"
+FINISH_CONTENT_FILTER = "content_filter"
+CUT_SHORT = frozenset({FINISH_LENGTH, FINISH_CONTENT_FILTER})
+
+
+class IncompleteStreamError(openai.APIConnectionError):
+    """The body ended before a finish reason arrived: retried like a dropped connection."""
+
+    def __init__(self, *, request: httpx2.Request) -> None:
+        super().__init__(message="The stream ended before the model finished.", request=request)
 
 
 @dataclass(frozen=True)
@@ -65,7 +81,10 @@ def to_openai_messages(system_prompt: str, context: list[ChatMessage]) -> list[d
         if message.role == "user":
             messages.append({"role": "user", "content": message.content})
         elif message.role == "assistant":
-            entry: dict[str, Any] = {"role": "assistant", "content": message.content or None}
+            # Content may be null only beside tool calls: servers that follow the API
+            # refuse an assistant message with neither (an empty reply is "").
+            content = message.content or (None if message.tool_calls else "")
+            entry: dict[str, Any] = {"role": "assistant", "content": content}
             if message.tool_calls:
                 entry["tool_calls"] = [
                     {
@@ -93,7 +112,8 @@ async def stream_completion(
 ) -> Completion:
     """Stream one completion, calling `on_delta` with each piece of text as it arrives.
 
-    The SDK sends the request (auth, base URL, timeouts) and raises its errors for an
+    Raises `IncompleteStreamError` when the stream ends without a finish reason. The SDK
+    sends the request (auth, base URL, timeouts) and raises its errors for an
     error status; the events are read here as plain JSON, because a pydantic chunk per
     token cost more than the rest of the call.
     """
@@ -118,6 +138,8 @@ async def stream_completion(
                 text = reply.add(event)
                 if text:
                     await on_delta(text)
+        if not reply.finish_reason:
+            raise IncompleteStreamError(request=response.request)
     finally:
         await response.aclose()
     return reply.completion()
@@ -159,11 +181,12 @@ class _Reply:
             slot["arguments"] += function["arguments"]
 
     def completion(self) -> Completion:
+        calls = {} if self.finish_reason in CUT_SHORT else self.calls
         return Completion(
             content="".join(self.content),
             tool_calls=[
                 ToolCall(id=slot["id"], name=slot["name"], arguments=slot["arguments"] or "{}")
-                for _, slot in sorted(self.calls.items())
+                for _, slot in sorted(calls.items())
             ],
             finish_reason=self.finish_reason,
             model=self.model,

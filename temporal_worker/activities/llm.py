@@ -1,8 +1,9 @@
 """The LLM activity: one streamed model call with error-class-aware retries.
 
 Temporal owns retries. A 429 waits exactly as long as the provider asks, a content
-policy refusal is never retried, and 5xx or timeouts follow the workflow's
-retry policy. Progress (phases, token deltas) is heartbeated and pushed live.
+policy refusal or another client error (4xx but 408, 409 and 429) is never retried,
+and 5xx, timeouts and broken streams follow the workflow's retry policy. Progress
+(phases, token deltas) is heartbeated and pushed live.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ DELTA_COALESCE_SECONDS = 0.02
 # layer dropped one) converge without a reload.
 SNAPSHOT_EVERY_SECONDS = 0.5
 DEFAULT_RETRY_AFTER_SECONDS = 10
+# Client errors that may pass when asked again; any other 4xx would fail the same way.
+RETRYABLE_CLIENT_STATUSES = frozenset({408, 409, 429})
 
 
 @dataclass
@@ -64,19 +67,28 @@ class _Stream:
     reply_id: str
     text: str = ""
     phase: str = "thinking"
+    label: str = ""
     pushed: int = 0
     last_push: float = 0.0
     last_snapshot: float = 0.0
     flush_later: asyncio.Task[None] | None = None
 
     def details(self) -> dict[str, Any]:
-        return {"reply_id": self.reply_id, "text": self.text, "phase": self.phase}
+        # The label too: a page loaded (or a socket joined) mid-phase shows what the live
+        # one does. A failed attempt's last details stay on the pending activity until
+        # the next attempt heartbeats, so "rate limited" outlives the attempt that set it.
+        return {
+            "reply_id": self.reply_id,
+            "text": self.text,
+            "phase": self.phase,
+            "label": self.label,
+        }
 
     async def push(self, event: Any) -> None:
         await self.live.publish(conversation_group(self.conversation_id), event)
 
     async def set_phase(self, phase: str, label: str) -> None:
-        self.phase = phase
+        self.phase, self.label = phase, label
         activity.heartbeat(self.details())
         await self.push(ReplyPhase(reply_id=self.reply_id, phase=phase, label=label))
 
@@ -168,10 +180,9 @@ class LlmActivity:
             ),
             _announce(stream, activity.info().attempt),
         )
-        for message in req.new_messages:
-            if message.role == "user":
-                # A message that waited behind a turn shows in its place, no longer queued.
-                await stream.push(MessageRecorded(message_id=message.id, reply_id="", final=False))
+        for message_id in req.waited_message_ids:
+            # A message that waited behind a turn shows in its place, no longer queued.
+            await stream.push(MessageRecorded(message_id=message_id, reply_id="", final=False))
         heartbeat = asyncio.create_task(_heartbeat_forever(stream))
         try:
             completion = await llm_gateway.stream_completion(
@@ -205,22 +216,16 @@ class LlmActivity:
                     "The model refused the request under its content policy.",
                     type=CONTENT_POLICY_ERROR,
                     non_retryable=True,
+                    # An outcome the user is told about, not a fault: no warning, no traceback.
+                    category=ApplicationErrorCategory.BENIGN,
                 ) from err
+            raise _request_refused(err) from err
+        except openai.APIStatusError as err:
+            if 400 <= err.status_code < 500 and err.status_code not in RETRYABLE_CLIENT_STATUSES:
+                raise _request_refused(err) from err
+            await stream.set_phase("waiting", "The model had a problem; trying again…")
             raise ApplicationError(
-                f"The model rejected the request: {err.message}",
-                type=LLM_REQUEST_ERROR,
-                non_retryable=True,
-            ) from err
-        except (
-            openai.AuthenticationError,
-            openai.PermissionDeniedError,
-            openai.NotFoundError,
-        ) as err:
-            raise ApplicationError(
-                f"The model provider refused the request ({err.status_code}); "
-                "check the LLM settings.",
-                type=LLM_REQUEST_ERROR,
-                non_retryable=True,
+                f"Model call failed: {type(err).__name__} ({err.status_code})"
             ) from err
         except openai.APIError as err:
             await stream.set_phase("waiting", "The model had a problem; trying again…")
@@ -233,6 +238,9 @@ class LlmActivity:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
 
+        if completion.finish_reason in llm_gateway.CUT_SHORT:
+            # Kept and marked for the user; asking again would be cut the same way.
+            activity.logger.info("reply cut short by the provider (%s)", completion.finish_reason)
         return await self._finish(
             req,
             stream,
@@ -277,6 +285,8 @@ class LlmActivity:
             status="stopped" if stopped else "complete",
             tool_calls=result.tool_calls,
             prompt_version=prompt_version,
+            # The provider's reason ("length", "content_filter" mark the reply cut short).
+            finish_reason="" if stopped else finish_reason,
         )
         # The last deltas go out while the reply is written; the final message, which
         # the page reads from the database, follows both.
@@ -292,6 +302,17 @@ class LlmActivity:
             )
         )
         return result
+
+
+def _request_refused(err: openai.APIStatusError) -> ApplicationError:
+    """A client error that asking again would repeat: the turn fails with a notice."""
+    if err.status_code in (401, 403, 404):
+        message = (
+            f"The model provider refused the request ({err.status_code}); check the LLM settings."
+        )
+    else:
+        message = f"The model rejected the request ({err.status_code}): {err.message}"
+    return ApplicationError(message, type=LLM_REQUEST_ERROR, non_retryable=True)
 
 
 def _retry_after_seconds(err: openai.RateLimitError) -> int:

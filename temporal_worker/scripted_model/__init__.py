@@ -24,8 +24,16 @@ user message applies. Each fault F is used up by one matching request, in order:
 ``{"status": 429, "retry_after": 3}``, ``{"status": 500}``, ``{"status": 503}``,
 ``{"status": 400, "code": "content_policy_violation"}``,
 ``{"status": 200, "drop_after_chunks": 3}`` (stream 3 SSE events, then cut the
-connection), ``{"latency_ms": 2000}`` (wait, then answer; combinable with the
-others). The delays and ``reply`` override apply to every matching request, also
+connection), ``{"end_after_chunks": 3}`` (stream 3 SSE events, then end the body
+cleanly: no finish reason, no ``[DONE]``), ``{"finish_reason": "length",
+"end_after_chunks": 5}`` (5 events, then a final chunk with that finish reason and
+``[DONE]``: a reply cut short; ``"content_filter"`` likewise; without
+``end_after_chunks`` the whole reply ends with that reason), ``{"reply": ""}`` (this
+request's reply: an empty answer), ``{"latency_ms": 2000}`` (wait, then answer;
+combinable with the others). Events are counted from the first (the role chunk)
+and include the finish chunk, so ``end_after_chunks`` one past the last delta
+gives a finished stream without ``[DONE]``; both ``*_after_chunks`` apply to
+streamed requests only. The delays and ``reply`` override apply to every matching request, also
 after its faults are used up. ``GET /control/rules`` shows what is left,
 ``DELETE /control/rules`` clears rules, directive counts and the request log, and
 ``GET /control/requests`` returns
@@ -40,6 +48,11 @@ Written anywhere in the user message; removed before the script reads it.
 ``[[fault 500 times=1]]`` / ``[[fault 503]]``  server errors (any 4xx/5xx works).
 ``[[fault content_policy]]``  HTTP 400, code ``content_policy_violation``.
 ``[[fault drop after=3]]``  cut the stream after 3 events.
+``[[fault end after=3]]``  end the body after 3 events, without a finish reason.
+``[[fault length after=5]]`` / ``[[fault content_filter after=5]]``  the reply stops
+after 5 events with that finish reason.
+``[[fault empty]]``  an empty answer.
+``[[fault 422]]`` / ``[[fault 413]]``  client errors the gateway never retries.
 ``[[fault latency ms=2000]]``  answer after 2 s.
 ``[[slow 200]]``  200 ms between streamed chunks.
 ``[[loop N]]``  call the first offered tool until N tool results follow the user
@@ -49,6 +62,9 @@ message, then answer "Finished N steps." (drives long agent runs).
 conversation being identified by a hash of its first user message, so a retry of
 the same request sees the count go down. Only the last user message's directives
 are read. A control-API fault takes precedence over an inline one.
+
+Requests are checked as servers that follow the API check them: an assistant
+message whose content is null and that has no tool calls is refused with a 400.
 """
 
 from .script import PHRASES, ScriptedReply, ScriptedToolCall, ToolPhrase, reply_for

@@ -16,6 +16,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from aiohttp import web
@@ -49,6 +50,14 @@ class Fault:
     message: str | None = None
     drop_after_chunks: int | None = None
     latency_ms: int = 0
+    # The stream stops after this many events. Without `finish_reason` the body just
+    # ends there (no finish reason, no [DONE]: a broken stream that looks clean);
+    # with it, a final chunk carrying that reason and [DONE] follow (a reply the
+    # provider cut short: "length", "content_filter").
+    end_after_chunks: int | None = None
+    finish_reason: str | None = None
+    # This request's reply, e.g. "" for an empty answer.
+    reply: str | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Fault:
@@ -61,6 +70,9 @@ class Fault:
             "message",
             "drop_after_chunks",
             "latency_ms",
+            "end_after_chunks",
+            "finish_reason",
+            "reply",
         }
         if unknown:
             raise ValueError(f"unknown fault keys: {sorted(unknown)}")
@@ -69,6 +81,7 @@ class Fault:
             raise ValueError(f"fault status must be 200 or 4xx/5xx, got {status}")
         retry_after = data.get("retry_after")
         drop = data.get("drop_after_chunks")
+        end = data.get("end_after_chunks")
         return cls(
             status=status,
             retry_after=None if retry_after is None else float(retry_after),
@@ -76,6 +89,9 @@ class Fault:
             message=None if data.get("message") is None else str(data["message"]),
             drop_after_chunks=None if drop is None else max(0, int(drop)),
             latency_ms=max(0, int(data.get("latency_ms", 0))),
+            end_after_chunks=None if end is None else max(0, int(end)),
+            finish_reason=None if data.get("finish_reason") is None else str(data["finish_reason"]),
+            reply=None if data.get("reply") is None else str(data["reply"]),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,6 +159,12 @@ def _parse_inline_fault(args: list[str]) -> tuple[Fault, int]:
         fault: dict[str, Any] = {"status": 400, "code": "content_policy_violation"}
     elif kind == "drop":
         fault = {"status": 200, "drop_after_chunks": int(options.pop("after", 3))}
+    elif kind == "end":
+        fault = {"status": 200, "end_after_chunks": int(options.pop("after", 3))}
+    elif kind in ("length", "content_filter"):
+        fault = {"finish_reason": kind, "end_after_chunks": int(options.pop("after", 3))}
+    elif kind == "empty":
+        fault = {"reply": ""}
     elif kind == "latency":
         fault = {"latency_ms": int(options.pop("ms", 1000))}
     else:
@@ -270,7 +292,28 @@ def _usage(messages: list[Mapping[str, Any]], reply: ScriptedReply) -> dict[str,
     }
 
 
-def _completion_body(reply: ScriptedReply, model: str, usage: dict[str, int]) -> dict[str, Any]:
+def _invalid_message(messages: list[dict[str, Any]]) -> str | None:
+    """What a server that follows the API refuses in a request's messages, if anything: an
+    assistant message's content may be null only beside tool calls."""
+    for index, message in enumerate(messages):
+        if (
+            message.get("role") == "assistant"
+            and message.get("content") is None
+            and not message.get("tool_calls")
+        ):
+            return f"Invalid value for 'messages[{index}].content': expected a string, got null."
+    return None
+
+
+def _finish_reason(reply: ScriptedReply, fault: Fault | None) -> str:
+    if fault is not None and fault.finish_reason:
+        return fault.finish_reason
+    return reply.finish_reason
+
+
+def _completion_body(
+    reply: ScriptedReply, model: str, usage: dict[str, int], finish_reason: str
+) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": reply.content, "refusal": None}
     if reply.tool_calls:
         message["tool_calls"] = [
@@ -288,7 +331,7 @@ def _completion_body(reply: ScriptedReply, model: str, usage: dict[str, int]) ->
         "model": model,
         "system_fingerprint": "scripted",
         "choices": [
-            {"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}
+            {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
         ],
         "usage": usage,
     }
@@ -318,7 +361,12 @@ def _deltas(reply: ScriptedReply) -> Iterator[dict[str, Any]]:
 async def _chunk_events(
     reply: ScriptedReply, model: str, usage: dict[str, int] | None, plan: Plan
 ) -> AsyncIterator[bytes]:
-    """SSE events, sleeping where a real model would be generating."""
+    """SSE events, sleeping where a real model would be generating. A fault's finish
+    reason ends the reply early (after `end_after_chunks` events) with that reason."""
+    fault = plan.fault
+    kept: int | None = None
+    if fault is not None and fault.finish_reason and fault.end_after_chunks is not None:
+        kept = max(0, fault.end_after_chunks - 1)  # the role chunk is the first event
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
 
@@ -338,12 +386,12 @@ async def _chunk_events(
         return [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
 
     yield event(choice({"role": "assistant", "content": "" if reply.content else None}))
-    for position, delta in enumerate(_deltas(reply)):
+    for position, delta in enumerate(islice(_deltas(reply), kept)):
         delay_ms = plan.first_token_delay_ms if position == 0 else plan.chunk_delay_ms
         if delay_ms:
             await asyncio.sleep(delay_ms / 1000)
         yield event(choice(delta))
-    yield event(choice({}, reply.finish_reason))
+    yield event(choice({}, _finish_reason(reply, fault)))
     if usage is not None:
         yield event([], usage=usage)
     yield b"data: [DONE]\n\n"
@@ -369,6 +417,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
     stream = body.get("stream") is True
     last_user = last_user_text(messages)
+    problem = _invalid_message(messages)
+    if problem is not None:
+        state.log(last_user, 400, stream, arrived)
+        return _bad_request(problem)
     plan = state.plan(last_user, first_user_text(messages))
     fault = plan.fault
     state.log(last_user, fault.status if fault else 200, stream, arrived)
@@ -379,9 +431,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return _error_response(fault)
 
     tools = None if body.get("tool_choice") == "none" else body.get("tools")
-    reply = (
-        ScriptedReply(content=plan.reply) if plan.reply is not None else reply_for(messages, tools)
-    )
+    override = fault.reply if fault is not None and fault.reply is not None else plan.reply
+    reply = ScriptedReply(content=override) if override is not None else reply_for(messages, tools)
     model = str(body.get("model") or MODEL_ID)
     usage = _usage(messages, reply)
 
@@ -391,24 +442,31 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         delay_ms = plan.first_token_delay_ms + plan.chunk_delay_ms * max(0, steps - 1)
         if delay_ms:
             await asyncio.sleep(delay_ms / 1000)
-        return web.json_response(_completion_body(reply, model, usage))
+        return web.json_response(
+            _completion_body(reply, model, usage, _finish_reason(reply, fault))
+        )
 
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
     drop_after = fault.drop_after_chunks if fault is not None else None
+    # With a finish reason the events themselves end early (see _chunk_events).
+    end_after = fault.end_after_chunks if fault is not None and not fault.finish_reason else None
 
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
-    await response.prepare(request)
     sent = 0
     try:
+        # Inside the try: a client that left during a latency fault makes prepare() fail.
+        await response.prepare(request)
         async for payload in _chunk_events(reply, model, usage if include_usage else None, plan):
             if drop_after is not None and sent >= drop_after:
                 # Simulate a broken stream: the body ends without its terminating chunk.
                 if request.transport is not None:
                     request.transport.close()
                 return response
+            if end_after is not None and sent >= end_after:
+                break  # the body ends cleanly, as if the reply were done
             await response.write(payload)
             sent += 1
         await response.write_eof()

@@ -10,14 +10,18 @@ import pytest
 import pytest_asyncio
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AbstractBaseUser
+from temporalio.client import Client as TemporalClient
 
 from chatapp import services
 from chatapp.models import Conversation, Message
 from config.asgi import application
+from temporal_worker import client as temporal_client
 from temporal_worker.contracts.events import ReplyDelta, conversation_group
 from temporal_worker.live import ChannelLayerPublisher
+from temporal_worker.scripted_model import ScriptedModelServer
+from tests.approvals import refund_requested
 from tests.factories import auser_create
-from tests.helpers import session_cookie
+from tests.helpers import body, eventually, html_element, html_text, logged_in, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -72,7 +76,6 @@ async def test_owner_receives_token_deltas_before_the_final_message(
     )
 
     frames: list[str] = []
-    # The user's message is shown recorded first; the reply ends with the agent idle.
     while not any('class="agent-status idle"' in frame for frame in frames):
         frames.append(await owner_socket.receive_from(timeout=RECEIVE_TIMEOUT))
 
@@ -150,3 +153,61 @@ async def test_client_messages_are_ignored_and_the_socket_stays_open(
 
     frame = await owner_socket.receive_from(timeout=RECEIVE_TIMEOUT)
     assert frame == f'<span hx-swap-oob="beforeend:#stream-{reply_id}">ok</span>'
+
+
+async def test_a_socket_that_joins_during_a_rate_limit_wait_is_told_the_phase(
+    worker: object,
+    scripted_model: ScriptedModelServer,
+    owner: AbstractBaseUser,
+    conversation: Conversation,
+) -> None:
+    text = "hi while the model is busy"
+    await scripted_model.add_rules({"match": text, "faults": [{"status": 429, "retry_after": 5}]})
+    label = "The model is rate limited; trying again in 5 s…"
+    await services.message_send(
+        user=owner, conversation_id=conversation.id, message_id=uuid.uuid4(), text=text
+    )
+
+    async def waiting() -> temporal_client.LiveState | None:
+        live = await temporal_client.conversation_live_state(conversation_id=str(conversation.id))
+        return live if live is not None and live.phase == "waiting" else None
+
+    live = await eventually(waiting)
+    # A reload, or a reconnect after the network came back: the catch-up says what the
+    # missed phase event said, in the live reply and in the status line.
+    socket = communicator(conversation.id, cookie=await session_cookie(owner))
+    connected, _ = await socket.connect()
+    assert connected
+    try:
+        frame = await socket.receive_from(timeout=RECEIVE_TIMEOUT)
+    finally:
+        await socket.disconnect()
+
+    live_reply, status = html_element(frame, "live-reply"), html_element(frame, "agent-status")
+    assert live_reply is not None and status is not None
+    assert f'data-reply="{live.reply_id}"' in live_reply
+    assert " ".join(html_text(live_reply).split()) == label
+    assert 'hx-swap-oob="true"' in status
+    assert label in html_text(status)
+
+
+async def test_a_reload_or_reconnect_while_a_reviewer_decides_shows_the_agent_at_work(
+    temporal: TemporalClient, worker: object, owner: AbstractBaseUser
+) -> None:
+    approval = await refund_requested(temporal, owner)
+    cid = approval.conversation_id
+
+    page = body(await (await logged_in(owner)).get(f"/c/{cid}/"))
+    socket = communicator(cid, cookie=await session_cookie(owner))
+    connected, _ = await socket.connect()
+    assert connected
+    try:
+        frame = await socket.receive_from(timeout=RECEIVE_TIMEOUT)
+    finally:
+        await socket.disconnect()
+
+    for shown in (page, frame):
+        status = html_element(shown, "agent-status")
+        assert status is not None
+        assert 'class="agent-status working"' in status
+        assert "Running the agent's tools…" in html_text(status)

@@ -19,7 +19,7 @@ from temporal_worker import llm_gateway
 from temporal_worker.contracts.conversation import ChatMessage
 from temporal_worker.contracts.tools import ToolCall
 from temporal_worker.scripted_model import ScriptedModelServer, reply_for
-from temporal_worker.scripted_model.server import create_app
+from temporal_worker.scripted_model.server import _deltas, create_app
 from temporal_worker.tools.registry import tool_registry
 
 SYSTEM = "You are a test."
@@ -104,6 +104,136 @@ async def test_line_separators_inside_a_token_survive(model: ScriptedModelServer
     assert completion.content == "".join(deltas) == reply
 
 
+def test_an_empty_reply_goes_back_to_the_model_as_an_empty_string() -> None:
+    # Servers that follow the API refuse a null content without tool calls, and every
+    # later turn of the conversation would carry it.
+    empty = ChatMessage(id="a1", seq=2, role="assistant", content="")
+    calling = ChatMessage(
+        id="a2",
+        seq=3,
+        role="assistant",
+        tool_calls=[ToolCall(id="c1", name="get_order", arguments="{}")],
+    )
+
+    messages = llm_gateway.to_openai_messages(SYSTEM, [empty, calling])
+
+    assert messages[1] == {"role": "assistant", "content": ""}
+    assert messages[2]["content"] is None
+    assert messages[2]["tool_calls"][0]["id"] == "c1"
+
+
+async def test_an_empty_reply_then_another_turn_is_answered(model: ScriptedModelServer) -> None:
+    await model.add_rules({"match": "say nothing", "faults": [{"reply": ""}]})
+    first, deltas = await stream(model.base_url, "say nothing")
+    assert (first.content, first.finish_reason, deltas) == ("", "stop", [])
+
+    history = [
+        ChatMessage(id="u1", seq=1, role="user", content="say nothing"),
+        ChatMessage(id="a1", seq=2, role="assistant", content=first.content),
+        ChatMessage(id="u2", seq=3, role="user", content="and now?"),
+    ]
+    second = await llm_gateway.stream_completion(
+        settings_for(model.base_url),
+        llm_gateway.to_openai_messages(SYSTEM, history),
+        tools=None,
+        on_delta=Deltas(),
+    )
+
+    assert "“and now?”" in second.content
+    assert [r["status"] for r in model.request_log] == [200, 200]
+
+
+# --- streams that end before the model finished ------------------------------------------------
+
+
+def events_before_tool_call(text: str, tools: list[dict[str, Any]], index: int) -> int:
+    """How many events the scripted model streams before tool call `index` begins."""
+    reply = reply_for(conversation(text), tools)
+    for position, delta in enumerate(_deltas(reply)):
+        if any(call["index"] == index for call in delta.get("tool_calls", ())):
+            return 1 + position  # the role chunk comes first
+    raise AssertionError(f"the reply has no tool call {index}")
+
+
+async def test_a_stream_that_ends_without_a_finish_reason_is_broken(
+    model: ScriptedModelServer,
+) -> None:
+    await model.add_rules(
+        {"match": "early", "faults": [{"end_after_chunks": 3}], "reply": "alpha beta gamma delta"}
+    )
+
+    deltas = Deltas()
+    with pytest.raises(llm_gateway.IncompleteStreamError) as caught:
+        await llm_gateway.stream_completion(
+            settings_for(model.base_url), conversation("ends early"), tools=None, on_delta=deltas
+        )
+
+    # Retried like a dropped connection: the activity's retryable path.
+    assert isinstance(caught.value, openai.APIConnectionError)
+    assert deltas == ["alpha ", "beta "]
+
+
+async def test_a_finished_stream_without_done_is_whole(model: ScriptedModelServer) -> None:
+    # The role chunk, four words and the finish chunk; then the body ends, no [DONE].
+    await model.add_rules(
+        {"match": "no done", "faults": [{"end_after_chunks": 6}], "reply": "alpha beta gamma delta"}
+    )
+
+    completion, _ = await stream(model.base_url, "no done")
+
+    assert (completion.content, completion.finish_reason) == ("alpha beta gamma delta", "stop")
+
+
+@pytest.mark.parametrize("inside_arguments", [False, True], ids=["between", "inside-arguments"])
+async def test_a_stream_cut_among_tool_calls_gives_no_tool_call(
+    model: ScriptedModelServer, inside_arguments: bool
+) -> None:
+    text = "status of order 1001 and how do I return an item"
+    tools = tool_registry().openai_tools()
+    cut = events_before_tool_call(text, tools, 1) + (2 if inside_arguments else 0)
+    await model.add_rules({"match": text, "faults": [{"end_after_chunks": cut}]})
+
+    with pytest.raises(llm_gateway.IncompleteStreamError):
+        await stream(model.base_url, text, tools=tools)
+
+    # The fault is used up: the whole reply has both calls.
+    completion, _ = await stream(model.base_url, text, tools=tools)
+    assert [call.name for call in completion.tool_calls] == ["get_order", "search_help"]
+
+
+@pytest.mark.parametrize("reason", ["length", "content_filter"])
+async def test_a_reply_cut_short_keeps_its_text_and_calls_no_tool(
+    model: ScriptedModelServer, reason: str
+) -> None:
+    text = "status of order 1001 and how do I return an item"
+    tools = tool_registry().openai_tools()
+    # Cut inside the second call's arguments: the first call is whole, yet neither runs.
+    cut = events_before_tool_call(text, tools, 1) + 2
+    await model.add_rules(
+        {"match": text, "faults": [{"finish_reason": reason, "end_after_chunks": cut}]}
+    )
+
+    completion, deltas = await stream(model.base_url, text, tools=tools)
+
+    assert completion.finish_reason == reason
+    assert completion.tool_calls == []
+    assert completion.content == "".join(deltas) == reply_for(conversation(text), tools).content
+
+
+async def test_a_reply_cut_by_length_mid_text(model: ScriptedModelServer) -> None:
+    await model.add_rules(
+        {
+            "match": "long",
+            "faults": [{"finish_reason": "length", "end_after_chunks": 3}],
+            "reply": "alpha beta gamma delta",
+        }
+    )
+
+    completion, _ = await stream(model.base_url, "long answer")
+
+    assert (completion.content, completion.finish_reason) == ("alpha beta ", "length")
+
+
 # --- errors: the SDK's exceptions, as the activity maps them ----------------------------------
 
 
@@ -136,6 +266,21 @@ async def test_server_error_raises_internal_server_error(model: ScriptedModelSer
         await stream(model.base_url, "broken today")
 
     assert caught.value.status_code == 500
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(422, openai.UnprocessableEntityError), (413, openai.APIStatusError)],
+)
+async def test_client_errors_raise_their_status(
+    model: ScriptedModelServer, status: int, error: type[openai.APIStatusError]
+) -> None:
+    await model.add_rules({"match": "refused", "faults": [{"status": status}]})
+
+    with pytest.raises(error) as caught:
+        await stream(model.base_url, "refused request")
+
+    assert caught.value.status_code == status
 
 
 async def test_stream_cut_short_raises_connection_error(model: ScriptedModelServer) -> None:
@@ -259,6 +404,14 @@ async def test_crlf_events_split_anywhere_are_read_whole() -> None:
         "stop",
         "bare",
     )
+
+
+async def test_done_without_a_finish_reason_is_a_broken_stream() -> None:
+    body = sse(chunk({"role": "assistant", "content": ""}), chunk({"content": "alpha "}), "[DONE]")
+
+    async with serving(bare_app(body, piece=len(body))) as base_url:
+        with pytest.raises(llm_gateway.IncompleteStreamError):
+            await stream(base_url, "hi")
 
 
 async def test_a_stream_held_open_after_done_does_not_hold_the_reply() -> None:

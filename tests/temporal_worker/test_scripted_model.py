@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import signal
@@ -305,6 +306,78 @@ async def test_latency_delays_and_reply_override(
     assert time.monotonic() - started >= 0.11
 
 
+async def test_a_client_leaving_during_latency_logs_no_error(
+    server: ScriptedModelServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    await server.add_rules({"match": "leave", "faults": [{"latency_ms": 300}]})
+    body = {"model": "scripted", "stream": True, "messages": user("leave early")}
+
+    with caplog.at_level(logging.DEBUG, logger="aiohttp"):
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await http.post(f"{server.base_url}/chat/completions", json=body)
+        # The handler wakes after its latency to a closed connection.
+        await asyncio.sleep(0.5)
+
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert [r["status"] for r in server.request_log] == [200]
+
+
+async def test_an_assistant_message_with_null_content_and_no_tool_calls_is_refused(
+    server: ScriptedModelServer, client: AsyncOpenAI
+) -> None:
+    # As servers that follow the API do; null is fine beside tool calls (see above).
+    messages = [
+        *user("say nothing"),
+        {"role": "assistant", "content": None},
+        {"role": "user", "content": "hello?"},
+    ]
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.chat.completions.create(model="scripted", messages=messages)
+
+    assert "messages[2].content" in caught.value.message
+    assert [r["status"] for r in server.request_log] == [400]
+    messages[2]["content"] = ""
+    response = await client.chat.completions.create(model="scripted", messages=messages)
+    assert "“hello?”" in (response.choices[0].message.content or "")
+
+
+async def test_a_stream_can_end_without_a_finish_reason_or_be_cut_short_with_one(
+    server: ScriptedModelServer, client: AsyncOpenAI
+) -> None:
+    await server.add_rules(
+        {
+            "match": "words",
+            "reply": "alpha beta gamma delta",
+            "faults": [
+                {"end_after_chunks": 3},
+                {"finish_reason": "length", "end_after_chunks": 3},
+                {"finish_reason": "content_filter"},
+                {"reply": ""},
+            ],
+        }
+    )
+
+    # The body ends cleanly after three events: nothing says the reply is done.
+    text, _, chunks = await stream_reply(client, user("words"))
+    assert text == "alpha beta "
+    assert [c.choices[0].finish_reason for c in chunks] == [None, None, None]
+    # Cut short by the provider: the reason comes, then [DONE].
+    text, _, chunks = await stream_reply(client, user("words"))
+    assert (text, chunks[-1].choices[0].finish_reason) == ("alpha beta ", "length")
+    # A finish reason alone ends the whole reply with it; non-streamed too.
+    response = await client.chat.completions.create(model="scripted", messages=user("words"))
+    assert response.choices[0].message.content == "alpha beta gamma delta"
+    assert response.choices[0].finish_reason == "content_filter"
+    # A fault's reply is for one request only; then the rule's applies again.
+    text, _, chunks = await stream_reply(client, user("words"))
+    assert (text, chunks[-1].choices[0].finish_reason) == ("", "stop")
+    text, _, _ = await stream_reply(client, user("words"))
+    assert text == "alpha beta gamma delta"
+
+
 # --- inline directives -------------------------------------------------------------------------
 
 
@@ -332,6 +405,27 @@ async def test_inline_content_policy_and_server_error(client: AsyncOpenAI) -> No
     with pytest.raises(openai.InternalServerError):
         await client.chat.completions.create(model="scripted", messages=messages)
     await client.chat.completions.create(model="scripted", messages=messages)
+
+
+async def test_inline_stream_end_cut_short_empty_and_client_error_directives(
+    server: ScriptedModelServer, client: AsyncOpenAI
+) -> None:
+    await server.add_rules({"match": "", "reply": "alpha beta gamma delta"})
+
+    text, _, chunks = await stream_reply(client, user("a [[fault end after=3]]"))
+    assert (text, chunks[-1].choices[0].finish_reason) == ("alpha beta ", None)
+    text, _, chunks = await stream_reply(client, user("b [[fault length after=2]]"))
+    assert (text, chunks[-1].choices[0].finish_reason) == ("alpha ", "length")
+    text, _, chunks = await stream_reply(client, user("c [[fault content_filter after=4]]"))
+    assert (text, chunks[-1].choices[0].finish_reason) == ("alpha beta gamma ", "content_filter")
+    text, _, chunks = await stream_reply(client, user("d [[fault empty]]"))
+    assert (text, chunks[-1].choices[0].finish_reason) == ("", "stop")
+    for status, error in ((422, openai.UnprocessableEntityError), (413, openai.APIStatusError)):
+        with pytest.raises(error) as caught:
+            await client.chat.completions.create(
+                model="scripted", messages=user(f"e [[fault {status}]]")
+            )
+        assert caught.value.status_code == status
 
 
 async def test_inline_slow_directive(server: ScriptedModelServer, client: AsyncOpenAI) -> None:
