@@ -20,7 +20,7 @@ from chatapp import services
 from chatapp.models import Message
 from reviews.models import ApprovalPolicy
 from temporal_worker import client as temporal_client
-from temporal_worker.contracts.approvals import PendingApproval
+from temporal_worker.contracts.approvals import ClaimApproval, PendingApproval
 from temporal_worker.contracts.conversation import conversation_workflow_id
 from tests.approvals import decision_for, listed_pending
 from tests.factories import user_create
@@ -106,6 +106,39 @@ async def approval_timed_out(client: Client) -> list[str]:
     return [cid]
 
 
+async def approval_claimed(client: Client) -> list[str]:
+    """A reviewer claims first (the claim is recorded for the audit by an activity)."""
+    cid = await _conversation("refund 15 on order 1009")
+    reviewer = await sync_to_async(user_create)()
+    [item] = await _pending(cid)
+    await temporal_client.approval_claim(
+        conversation_id=cid,
+        claim=ClaimApproval(call_id=item.call_id, reviewer_id=reviewer.pk, reviewer="claimer"),
+    )
+    await temporal_client.approval_decide(
+        conversation_id=cid, decision=decision_for(item, reviewer, "approve")
+    )
+    await _answered(cid)
+    return [cid]
+
+
+async def queued_message(client: Client) -> list[str]:
+    """A message sent during a turn of several steps waits for its turn (and its number)."""
+    user = await sync_to_async(user_create)()
+    cid = uuid.uuid4()
+    await services.message_send(
+        user=user, conversation_id=cid, message_id=uuid.uuid4(), text="[[loop 3]] slowly"
+    )
+    await eventually(
+        lambda: Message.objects.filter(conversation_id=cid, role="tool").aexists(), timeout=30
+    )
+    await services.message_send(
+        user=user, conversation_id=cid, message_id=uuid.uuid4(), text="And then?"
+    )
+    await _answered(str(cid), replies=2)
+    return [str(cid)]
+
+
 async def continue_as_new(client: Client) -> list[str]:
     cid = await _conversation("[[loop 5]] keep going")
     await _answered(cid)
@@ -118,6 +151,8 @@ SCENARIOS: dict[str, Scenario] = {
     "approval_approved": approval_approved,
     "approval_rejected": approval_rejected,
     "approval_timed_out": approval_timed_out,
+    "approval_claimed": approval_claimed,
+    "queued_message": queued_message,
     "continue_as_new": continue_as_new,
 }
 
@@ -142,8 +177,12 @@ async def _runs_json(client: Client, conversation_id: str) -> list[tuple[str, st
 # demo_shop: the orders the scenarios ask about, which an earlier transactional test flushed.
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("name", list(SCENARIOS))
-async def record_history(name: str, temporal: Client, worker, settings, demo_shop) -> None:
+async def record_history(
+    name: str, temporal: Client, worker, settings, demo_shop, scripted_model
+) -> None:
     settings.AGENT_STEPS_PER_RUN = 2  # so the continue_as_new scenario crosses runs
+    # "slowly" streams at 50 ms a chunk: a turn long enough to queue a message behind.
+    await scripted_model.add_rules({"match": "slowly", "chunk_delay_ms": 50})
     conversation_ids = await SCENARIOS[name](temporal)
     for conversation_id in conversation_ids:
         # Archive, so each recorded history also covers the close and ends complete.
