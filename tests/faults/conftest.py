@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import socket
 import subprocess
@@ -34,14 +35,12 @@ from temporal_worker.client import connection as temporal_connection
 from temporal_worker.client import health as temporal_health
 from temporal_worker.scripted_model import ScriptedModelServer
 from temporal_worker.scripted_model import server as scripted_server
-from tests.helpers import eventually
+from tests.helpers import TIMINGS_FILE, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = socket.gethostname()
 
 # --- timings, reported at the end of the run ------------------------------------------
-
-_TIMINGS: list[tuple[str, str, float]] = []
 
 
 @pytest.fixture
@@ -49,18 +48,12 @@ def fault_timings(request: pytest.FixtureRequest) -> Any:
     """`fault_timings("kill -> turn completed", 12.3)` records (and prints) a measurement."""
 
     def record(what: str, seconds: float) -> None:
-        _TIMINGS.append((request.node.name, what, seconds))
+        line = json.dumps({"test": request.node.name, "what": what, "seconds": seconds})
+        with TIMINGS_FILE.open("a") as timings:
+            timings.write(line + "\n")
         print(f"[faults] {request.node.name}: {what}: {seconds:.1f} s")
 
     return record
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not _TIMINGS:
-        return
-    terminalreporter.section("fault recovery timings")
-    for test, what, seconds in _TIMINGS:
-        terminalreporter.write_line(f"{seconds:7.1f} s  {test}: {what}")
 
 
 # --- the scripted model, seen from the test process -----------------------------------
