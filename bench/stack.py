@@ -19,7 +19,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from config.processes import Child, free_port  # noqa: E402
+from config.processes import Child, free_ports  # noqa: E402
 
 PASSWORD = "bench-pass-123"
 
@@ -38,7 +38,8 @@ def product_stack(
 ) -> Iterator[Stack]:
     """The embedded stack on free ports, with its own databases; stopped on exit."""
     with tempfile.TemporaryDirectory(prefix="bench-") as var_dir:
-        ports = {name: free_port() for name in ("web", "temporal", "ui", "model")}
+        names = ("web", "temporal", "ui", "model")
+        ports = dict(zip(names, free_ports(len(names)), strict=True))
         env = {
             **os.environ,
             "VAR_DIR": var_dir,

@@ -391,8 +391,10 @@ def _start_all(
     def step(name: str) -> None:
         timings[name] = round(time.monotonic() - started, 2)
 
-    ports = {name: processes.free_port() for name in ("pg", "redis", "temporal", "ui", "model")}
-    web_ports = [processes.free_port() for _ in range(webs)]
+    names = ("pg", "redis", "temporal", "ui", "model")
+    picked = processes.free_ports(len(names) + webs)
+    ports = dict(zip(names, picked[: len(names)], strict=True))
+    web_ports = picked[len(names) :]
     pg_password = secrets.token_urlsafe(18)
     redis_password = secrets.token_urlsafe(18)
     secret_key = secrets.token_urlsafe(50)

@@ -60,7 +60,7 @@ async def product(
     # serve --no-temporal leaves registering search attributes to whoever runs Temporal.
     await processes.search_attributes_ensure(temporal_env.client, "default")
     tmp_path = tmp_path_factory.mktemp("e2e")
-    web_port, model_port = processes.free_port(), processes.free_port()
+    web_port, model_port = processes.free_ports(2)
     log_path = tmp_path / "serve.log"
     env = {
         **os.environ,

@@ -283,11 +283,12 @@ def temporal_servers(tmp_path: Path) -> Iterator[Any]:
     made: list[TemporalServer] = []
 
     def make() -> TemporalServer:
+        port, ui_port = processes.free_ports(2)
         server = TemporalServer(
             db_path=tmp_path / f"temporal-{len(made) + 1}.db",
             log_path=tmp_path / "log" / f"temporal-{len(made) + 1}.log",
-            port=processes.free_port(),
-            ui_port=processes.free_port(),
+            port=port,
+            ui_port=ui_port,
         )
         made.append(server)
         return server
