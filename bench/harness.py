@@ -505,3 +505,28 @@ class HistoryFollower:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+
+
+@contextlib.contextmanager
+def mcp_lab_http() -> Iterator[str]:
+    """The bench's MCP server over Streamable HTTP, in a process of its own (as the stdio
+    one is). Yields its URL."""
+    from config.processes import free_port, port_open
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.mcp_lab", "--http", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not port_open("127.0.0.1", port):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("the bench's MCP server did not start")
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

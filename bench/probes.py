@@ -11,8 +11,9 @@ product return values carry no bench data.
 Flags (what the ports do instead of the product's work):
 
 - `no_push`: live events are dropped, not published;
-- `no_db`: the transcript writes nothing (the active prompt is still read);
-- `no_prompt_query`: the prompt is the code default, not queried (messages still written);
+- `no_db`: the transcript writes nothing (the agent and its active prompt are still read);
+- `no_prompt_query`: the agent is the built-in one with its code-default prompt, not
+  queried (messages still written);
 - `one_write`: a step's new messages are written with its reply, in one write at the
   end of the activity, as before the transcript port (the prompt is read alone first).
 """
@@ -66,11 +67,13 @@ class Probe:
 
         product = product_ports()
         transcript = product.transcript
-        in_thread = getattr(transcript, "_step_begin", None)
+        in_thread = getattr(transcript, "_step_begin_for_agent", None)
         if in_thread is not None:
             # DatabaseTranscript: its queries, timed inside Django's database thread (the
-            # rest of step_begin is the hop to that thread and back). This instance only.
-            transcript._step_begin = self.timed_sync("db thread: step_begin's queries", in_thread)
+            # rest of the step's begin is the hop to that thread and back). This instance only.
+            transcript._step_begin_for_agent = self.timed_sync(
+                "db thread: step_begin's queries", in_thread
+            )
         return Ports(
             transcript=_ProbeTranscript(self, transcript),
             policies=_Timed(self, product.policies, "db: policies"),
@@ -145,6 +148,31 @@ class _ProbeTranscript:
             label,
             self._inner.step_begin(
                 conversation_id=conversation_id, messages=messages, run_id=run_id, prompt=prompt
+            ),
+        )
+
+    async def step_begin_for_agent(
+        self, *, conversation_id: str, messages: Sequence[Any], run_id: str, agent: str
+    ) -> Any:
+        from chatapp.agents import FALLBACK_NAME
+        from chatapp.prompts import AGENT_SYSTEM_PROMPT, DEFAULTS
+        from temporal_worker.ports import AgentProfile
+
+        flags = self._probe.flags
+        if "no_db" in flags:
+            messages = ()
+        elif "one_write" in flags:
+            self._held.setdefault(conversation_id, []).extend(messages)
+            messages = ()
+        if "no_prompt_query" in flags:
+            if messages:
+                await self.record(conversation_id=conversation_id, messages=messages, run_id=run_id)
+            return AgentProfile(slug="", name=FALLBACK_NAME, prompt=DEFAULTS[AGENT_SYSTEM_PROMPT])
+        label = "db: step_begin (new messages + agent)" if messages else "db: step_begin (agent)"
+        return await self._probe.timed(
+            label,
+            self._inner.step_begin_for_agent(
+                conversation_id=conversation_id, messages=messages, run_id=run_id, agent=agent
             ),
         )
 

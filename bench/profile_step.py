@@ -404,10 +404,10 @@ async def ablation(stack: harness.Stack, probe: Probe, rounds: int) -> None:
 
     from temporal_worker.activities.llm import LlmActivity
     from temporal_worker.contracts.conversation import ChatMessage, LlmRequest
-    from temporal_worker.tools.registry import tool_registry
+    from temporal_worker.tools.registry import atool_registry
     from temporal_worker.worker import llm_settings
 
-    call_llm = LlmActivity(probe.ports(), tools=tool_registry, llm_settings=llm_settings).call_llm
+    call_llm = LlmActivity(probe.ports(), tools=atool_registry, llm_settings=llm_settings).call_llm
 
     (conversation_id,) = await harness.conversations_create(stack.users.owner.pk, 1)
     watch = await harness.GroupWatch(conversation_id).start()

@@ -22,6 +22,9 @@ Measured (median and p95; product figures also as a ratio to the floor of the ru
     (`approvals_pending_list`: visibility vs queries; and the page itself);
 (f) progress latency: `activity.heartbeat` of a token → the websocket client has
     the fragment (in-process ASGI websocket);
+(g) MCP tools: one tool built in, on an MCP server over stdio and over Streamable HTTP,
+    side by side (the call, and a turn that makes it), and listing a server's tools
+    cold, over an open session, and from the registry's cache;
 plus step latency by concurrency (1/4/16 conversations in parallel).
 
 Writes bench/results/bench.json and bench/results/latency.png.
@@ -74,6 +77,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--dashboard-reps", type=int, default=5, help="listings timed per size (3 at most past 500)"
     )
+    parser.add_argument("--mcp-runs", type=int, default=40, help="samples per MCP figure")
+    parser.add_argument("--mcp-list-reps", type=int, default=5, help="cold listings per transport")
     parser.add_argument("--concurrency", default="1,4,16")
     parser.add_argument("--no-web", action="store_true", help="skip the web-layer stack")
     parser.add_argument(
@@ -86,7 +91,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.tool_runs, args.approval_runs, args.web_runs = 15, 10, 10, 10
-        args.new_runs = 10
+        args.new_runs, args.mcp_runs, args.mcp_list_reps = 10, 10, 2
         args.progress_replies, args.dashboard_reps = 2, 2
         args.dashboard = "100,300"
     return args
@@ -98,12 +103,13 @@ async def in_process(var_dir: str, users: harness.Users, args: argparse.Namespac
         model_url = (
             None if args.model_in_process else exits.enter_context(harness.model_subprocess())
         )
+        mcp_url = exits.enter_context(harness.mcp_lab_http())
         async with harness.in_process_stack(var_dir, users, model_url=model_url) as stack:
             progress("stack up: Temporal dev server, product worker, floor worker, model")
-            return await _measure(stack, args)
+            return await _measure(stack, args, mcp_url=mcp_url)
 
 
-async def _measure(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
+async def _measure(stack: Any, args: argparse.Namespace, *, mcp_url: str) -> dict[str, Any]:
     from bench import scenarios as sc
 
     out: dict[str, Any] = {}
@@ -145,6 +151,16 @@ async def _measure(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
     out["progress_burst"] = await sc.progress_latency(
         stack, replies=args.progress_replies, slow_ms=0
     )
+
+    lab = await sc.mcp_lab_setup(stack, mcp_url)
+    measures = [sc.mcp_tool_call(key) for key in sc.MCP_TOOLS]
+    await sc.interleaved(measures, args.mcp_runs, label="(g) one tool call: built in vs MCP")
+    out.update({m.name: m for m in measures})
+    measures = [sc.mcp_turn(stack, lab, key) for key in sc.MCP_TOOLS]
+    await sc.interleaved(measures, args.mcp_runs, label="(g) a turn with one tool call")
+    out.update({m.name: m for m in measures})
+    progress("(g) listing an MCP server's tools")
+    out["mcp_listing"] = await sc.mcp_listing(lab, args.mcp_list_reps)
 
     levels = [int(x) for x in args.concurrency.split(",") if x]
     progress(f"latency by concurrency {levels}")
@@ -507,8 +523,67 @@ def build_rows(res: dict[str, Any], web: dict[str, Any] | None) -> list[dict[str
                 res[key]["push_latencies"],
             )
         )
+    rows.extend(mcp_rows(res))
     for previous, current in zip([None, *rows], rows, strict=False):
         current["first"] = previous is None or previous["section"] != current["section"]
+    return rows
+
+
+def mcp_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """(g): each MCP figure next to the built-in tool of the same shape."""
+    call = summary(res["mcp_call_builtin"].series("call"))
+    turn = summary(res["mcp_turn_builtin"].series("reply_out"))
+    transports = (("stdio", "stdio"), ("http", "Streamable HTTP"))
+    rows = [
+        row(
+            "g",
+            "mcp_call_builtin",
+            "built-in tool: validate + run",
+            res["mcp_call_builtin"].series("call"),
+        ),
+        *(
+            row(
+                "g",
+                f"mcp_call_{key}",
+                f"MCP tool over {label}: validate + call",
+                res[f"mcp_call_{key}"].series("call"),
+                floor=call,
+                ratio_to="mcp_call_builtin",
+            )
+            for key, label in transports
+        ),
+        row(
+            "g",
+            "mcp_turn_builtin",
+            "turn: message → LLM → built-in tool → LLM → final",
+            res["mcp_turn_builtin"].series("reply_out"),
+            short="turn, built-in tool",
+            plot=True,
+        ),
+        *(
+            row(
+                "g",
+                f"mcp_turn_{key}",
+                f"turn: the same with the MCP tool over {label}",
+                res[f"mcp_turn_{key}"].series("reply_out"),
+                short=f"turn, MCP {key}",
+                floor=turn,
+                ratio_to="mcp_turn_builtin",
+                plot=True,
+            )
+            for key, label in transports
+        ),
+    ]
+    listing = res["mcp_listing"]
+    for key, label in (
+        ("cold_stdio", "list tools cold: start the stdio server + list"),
+        ("cold_http", "list tools cold: open an HTTP session + list"),
+        ("warm_stdio", "list tools over the open stdio session"),
+        ("warm_http", "list tools over the open HTTP session"),
+        ("catalog_read", "registry: MCP tools re-read from the database"),
+        ("cached", "registry: MCP tools from this process's copy"),
+    ):
+        rows.append(row("g", f"mcp_list_{key}", label, listing[key]))
     return rows
 
 
@@ -525,6 +600,10 @@ def measures_json(res: dict[str, Any], web: dict[str, Any] | None) -> dict[str, 
             "push_latency_ms": [round(x * 1000, 2) for x in item["push_latencies"]],
             **{k: v for k, v in item.items() if k not in ("latencies", "push_latencies")},
         }
+    raw["mcp_listing"] = {
+        f"{key}_ms": [round(x * 1000, 3) for x in values]
+        for key, values in res["mcp_listing"].items()
+    }
     raw["dashboard"] = [
         {
             **{k: v for k, v in item.items() if not isinstance(v, list)},

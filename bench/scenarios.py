@@ -618,3 +618,152 @@ async def dashboard_listing(stack: Stack, size: int, reps: int) -> dict[str, Any
         "items_min": min(counts),
         "items_max": max(counts),
     }
+
+
+# --- (g) MCP tools: one tool built in, over stdio and over Streamable HTTP -----------------
+
+MCP_TOOLS = {
+    "builtin": "bench_lookup",
+    "stdio": "benchstdio__lookup",
+    "http": "benchhttp__lookup",
+}
+MCP_CALL_TEXT = '[[call {tool} {{"key": "k{n}"}}]]'
+
+
+@dataclass
+class McpLab:
+    """The bench's lookup tool three ways, and an agent that may use all three."""
+
+    specs: dict[str, Any]
+    agent_id: int
+
+
+async def mcp_lab_setup(stack: Stack, http_url: str) -> McpLab:
+    """Register the bench's MCP server twice (a stdio child of the worker, and the HTTP
+    process), list both as the worker does, and add the built-in twin to the registry."""
+    import sys
+
+    from asgiref.sync import sync_to_async
+    from django.conf import settings
+
+    from chatapp.mcp_catalog import McpServerTable, mcp_server_spec
+    from chatapp.models import Agent, McpServer, Prompt
+    from temporal_worker.tools.mcp.refresher import McpCatalogRefresher
+    from temporal_worker.tools.registry import mcp_catalog_changed
+
+    settings.AGENT_TOOL_MODULES = [*settings.AGENT_TOOL_MODULES, "bench.mcp_lab"]
+    rows = {
+        "stdio": await McpServer.objects.acreate(
+            name="benchstdio",
+            title="Bench (stdio)",
+            transport=McpServer.Transport.STDIO,
+            command=sys.executable,
+            args=["-m", "bench.mcp_lab"],
+            idempotent=True,
+        ),
+        "http": await McpServer.objects.acreate(
+            name="benchhttp",
+            title="Bench (HTTP)",
+            transport=McpServer.Transport.HTTP,
+            url=http_url,
+            idempotent=True,
+        ),
+    }
+    refresher = McpCatalogRefresher(
+        McpServerTable(), poll_seconds=60, on_change=mcp_catalog_changed
+    )
+    specs = {}
+    for key, row in rows.items():
+        listing = await refresher.refresh(mcp_server_spec(row))
+        if not listing.ok:
+            raise RuntimeError(f"the bench's MCP server ({key}) was not listed: {listing.error}")
+        specs[key] = mcp_server_spec(await McpServer.objects.aget(pk=row.pk))
+
+    def agent() -> Agent:
+        prompt, _ = Prompt.objects.get_or_create(name="agent-system")
+        created = Agent.objects.create(
+            slug="bench", name="Bench", description="", prompt=prompt, tools=["bench_lookup"]
+        )
+        created.mcp_servers.set(rows.values())
+        return created
+
+    return McpLab(specs=specs, agent_id=(await sync_to_async(agent)()).pk)
+
+
+def mcp_tool_call(key: str) -> Measure:
+    """The registry's tool run once (arguments validated, then the call): built in, or
+    over the worker's open MCP session."""
+    from temporal_worker.tools.base import ToolContext
+    from temporal_worker.tools.registry import atool_registry
+
+    counter = itertools.count(1)
+
+    async def sample() -> Sample:
+        n = next(counter)
+        tool = (await atool_registry()).get(MCP_TOOLS[key])
+        assert tool is not None, MCP_TOOLS[key]
+        ctx = ToolContext(
+            conversation_id="bench", workflow_id="bench-mcp", call_id=f"call_{n}", requester_id=0
+        )
+        started = now()
+        result = await tool.run(tool.validate(f'{{"key": "k{n}"}}'), ctx)
+        ended = now()
+        assert result["value"] == f"the value of k{n}", result
+        return {"call": ended - started}
+
+    return Measure(f"mcp_call_{key}", sample)
+
+
+def mcp_turn(stack: Stack, lab: McpLab, key: str) -> Measure:
+    """A turn that calls the tool once: message → LLM → tool → LLM → final reply."""
+    from chatapp.models import Conversation
+
+    state: dict[str, Any] = {"conversation": None, "n": itertools.count(1)}
+
+    async def sample() -> Sample:
+        conv = state["conversation"]
+        if conv is None or conv.turns >= TURNS_PER_CONVERSATION:
+            if conv is not None:
+                await conv.close()
+            row = await Conversation.objects.acreate(
+                id=uuid.uuid4(), owner_id=stack.users.owner.pk, title="bench", agent_id=lab.agent_id
+            )
+            conv = state["conversation"] = ProductConversation(stack, str(row.id))
+            await conv.watch.start()
+            await conv.turn("hello")  # starts the workflow; untimed
+        text = MCP_CALL_TEXT.format(tool=MCP_TOOLS[key], n=next(state["n"]))
+        return await conv.turn(text, activities=3)
+
+    return Measure(f"mcp_turn_{key}", sample)
+
+
+async def mcp_listing(lab: McpLab, reps: int) -> dict[str, list[float]]:
+    """tools/list cold (a new session: the stdio server started, or an HTTP session
+    opened), over an open session, and the registry's MCP tools re-read from the database
+    or served from this process's copy."""
+    from temporal_worker.tools.mcp.connections import McpPool, mcp_pool, pool_settings
+    from temporal_worker.tools.registry import atool_registry, mcp_catalog_changed
+
+    out: dict[str, list[float]] = collections.defaultdict(list)
+    for _ in range(reps):
+        for key in ("stdio", "http"):
+            pool = McpPool(pool_settings)
+            started = now()
+            listed = await pool.list_tools(lab.specs[key])
+            out[f"cold_{key}"].append(now() - started)
+            assert [t.name for t in listed] == ["lookup"]
+            await pool.close()
+    for _ in range(reps * 4):
+        for key in ("stdio", "http"):
+            started = now()
+            await mcp_pool().list_tools(lab.specs[key])
+            out[f"warm_{key}"].append(now() - started)
+        mcp_catalog_changed()
+        started = now()
+        registry = await atool_registry()
+        out["catalog_read"].append(now() - started)
+        assert registry.get(MCP_TOOLS["http"]) is not None
+        started = now()
+        await atool_registry()
+        out["cached"].append(now() - started)
+    return out

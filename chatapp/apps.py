@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_delete, post_migrate, post_save
 
 
 class ChatappConfig(AppConfig):
@@ -7,6 +7,9 @@ class ChatappConfig(AppConfig):
     verbose_name = "Chat"
 
     def ready(self) -> None:
-        from chatapp.signals import prompts_seed_defaults
+        from chatapp.models import McpServer
+        from chatapp.signals import mcp_server_changed, prompts_seed_defaults
 
         post_migrate.connect(prompts_seed_defaults, sender=self)
+        post_save.connect(mcp_server_changed, sender=McpServer)
+        post_delete.connect(mcp_server_changed, sender=McpServer)

@@ -172,6 +172,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             # Recorded when its turn starts: the reply in progress stays as it is.
             await self.send(text_data=transcript)
             return
+        if message.handoff_to:
+            # The new agent is about to answer: the header names it from now on.
+            agent = await selectors.agent_get(slug=message.handoff_to)
+            badge = render_to_string("chat/_agent_badge.html", {"agent": agent, "oob": True})
+            await self.send(text_data=transcript + badge)
+            return
         status = (
             {"status": "idle"}
             if final

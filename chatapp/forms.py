@@ -3,6 +3,8 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
+from temporal_worker.tools.mcp.names import SLUG_MAX_CHARS, SLUG_RE
+
 
 class MessageForm(forms.Form):
     """A user message. The ids are generated when the form is rendered, so a retried
@@ -14,6 +16,13 @@ class MessageForm(forms.Form):
         strip=False,
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Message the agent…"}),
         error_messages={"required": "A message cannot be empty."},
+    )
+    # The agent picked for a new conversation (its slug); empty: the preselected one.
+    agent = forms.RegexField(
+        regex=SLUG_RE,
+        max_length=SLUG_MAX_CHARS,
+        required=False,
+        error_messages={"invalid": "Pick one of the agents listed."},
     )
 
     def clean_text(self) -> str:

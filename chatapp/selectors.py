@@ -7,9 +7,10 @@ import uuid
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import OuterRef, Subquery
 
-from chatapp.models import Conversation, FullToolResult, Message
+from chatapp.models import Agent, Conversation, FullToolResult, Message
 from reviews.models import Approval
 from temporal_worker.contracts.errors import Code, NotFound
+from temporal_worker.contracts.tools import HANDOFF_TOOL_PREFIX, handoff_target
 
 
 def conversation_not_found() -> NotFound:
@@ -24,6 +25,15 @@ async def conversation_get_for_owner(
         return await Conversation.objects.aget(id=conversation_id, owner_id=user.pk)
     except Conversation.DoesNotExist as err:
         raise conversation_not_found() from err
+
+
+async def conversation_exists(*, conversation_id: object) -> bool:
+    """Whether a conversation has this id (anything that is no UUID names none)."""
+    try:
+        parsed = uuid.UUID(str(conversation_id))
+    except ValueError:
+        return False
+    return await Conversation.objects.filter(id=parsed).aexists()
 
 
 async def conversation_list_for_owner(
@@ -81,3 +91,39 @@ async def approval_for_conversation(*, conversation_id: str, call_id: str) -> Ap
         .select_related("decided_by", "claimed_by")
         .afirst()
     )
+
+
+async def agents_offered() -> list[Agent]:
+    """The agents a user may start a conversation with, in the picker's order."""
+    return [a async for a in Agent.objects.filter(is_active=True).order_by("position", "name")]
+
+
+async def agent_default() -> Agent | None:
+    return await Agent.objects.filter(is_default=True).afirst()
+
+
+async def agent_current(*, conversation: Conversation) -> Agent | None:
+    """Who answers now: the agent of the last hand-off, else the one the conversation
+    started with, else the preselected one (None: the built-in agent)."""
+    handed = (
+        await Message.objects.filter(
+            conversation=conversation,
+            role=Message.Role.TOOL,
+            status=Message.Status.COMPLETE,
+            tool_name__startswith=HANDOFF_TOOL_PREFIX,
+        )
+        .order_by("-seq")
+        .values_list("tool_name", flat=True)
+        .afirst()
+    )
+    if handed:
+        agent = await Agent.objects.filter(slug=handoff_target(handed)).afirst()
+        if agent is not None:
+            return agent
+    if conversation.agent_id is not None:
+        return await Agent.objects.filter(pk=conversation.agent_id).afirst()
+    return await agent_default()
+
+
+async def agent_get(*, slug: str) -> Agent | None:
+    return await Agent.objects.filter(slug=slug).afirst()

@@ -14,8 +14,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
 from chatapp import ratelimit
-from chatapp.models import Conversation, Message
-from chatapp.selectors import conversation_get_for_owner
+from chatapp.models import Agent, Conversation, Message
+from chatapp.selectors import agent_default, conversation_get_for_owner
 from temporal_worker import client
 from temporal_worker.contracts.conversation import MessageAccepted, StopResult, text_fingerprint
 from temporal_worker.contracts.errors import Code, NotFound, RateLimited, Refused, Unavailable
@@ -37,12 +37,35 @@ def title_from_text(text: str) -> str:
     return line if len(line) <= TITLE_MAX_CHARS else line[: TITLE_MAX_CHARS - 1].rstrip() + "…"
 
 
+async def _agent_to_start_with(slug: str) -> Agent | None:
+    """The agent a new conversation records: the one picked (it must be offered), else the
+    preselected one (None when no agent is defined: the built-in one answers)."""
+    if not slug:
+        return await agent_default()
+    agent = await Agent.objects.filter(slug=slug, is_active=True).afirst()
+    if agent is None:
+        raise Refused("This agent is not available; pick another one.", code=Code.INVALID)
+    return agent
+
+
 async def message_send(
-    *, user: AbstractBaseUser, conversation_id: uuid.UUID, message_id: uuid.UUID, text: str
+    *,
+    user: AbstractBaseUser,
+    conversation_id: uuid.UUID,
+    message_id: uuid.UUID,
+    text: str,
+    agent: str = "",
 ) -> SentMessage:
-    """Send a user message, creating the conversation with its first message."""
+    """Send a user message, creating the conversation with its first message (and the
+    agent picked for it; a later message's `agent` is ignored: hand-offs change it)."""
+    exists = await Conversation.objects.filter(id=conversation_id).aexists()
     conversation, created = await Conversation.objects.aget_or_create(
-        id=conversation_id, defaults={"owner_id": user.pk, "title": title_from_text(text)}
+        id=conversation_id,
+        defaults={
+            "owner_id": user.pk,
+            "title": title_from_text(text),
+            "agent": None if exists else await _agent_to_start_with(agent),
+        },
     )
     if conversation.owner_id != user.pk:
         raise NotFound("No such conversation.", code=Code.CONVERSATION_NOT_FOUND)

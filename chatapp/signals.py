@@ -1,4 +1,5 @@
-"""Seed the code-defined prompt defaults on migrate (idempotent)."""
+"""Seed the code-defined prompt defaults on migrate (idempotent), and tell this process's
+tool registry when an MCP server changes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from django.db import transaction
 
 from chatapp.models import Prompt, PromptVersion
 from chatapp.prompts import DEFAULTS
+from temporal_worker.tools.registry import mcp_catalog_changed
 
 
 def prompts_seed_defaults(**_: Any) -> None:
@@ -22,3 +24,9 @@ def prompts_seed_defaults(**_: Any) -> None:
                     is_active=True,
                     note="Code-defined default",
                 )
+
+
+def mcp_server_changed(**_: Any) -> None:
+    """An admin's save or delete shows in this process's registry at once (other processes
+    read the catalog again within seconds)."""
+    mcp_catalog_changed()

@@ -14,10 +14,11 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
-from chatapp.models import Conversation, FullToolResult, Message, PromptVersion
-from chatapp.prompts import DEFAULTS
+from chatapp.agents import agent_profile
+from chatapp.models import Conversation, FullToolResult, Message
+from chatapp.prompts import prompt_active
 from temporal_worker.contracts.conversation import ChatMessage
-from temporal_worker.ports import Prompt
+from temporal_worker.ports import AgentProfile, Prompt
 
 MESSAGE_FIELDS = [
     "seq",
@@ -30,6 +31,7 @@ MESSAGE_FIELDS = [
     "prompt_version",
     "error_kind",
     "finish_reason",
+    "agent",
     "run_id",
 ]
 
@@ -50,6 +52,7 @@ def _row(conversation_id: str, message: ChatMessage, run_id: str) -> Message:
         prompt_version=message.prompt_version,
         error_kind=message.error_kind,
         finish_reason=message.finish_reason,
+        agent=message.agent,
         run_id=run_id,
     )
 
@@ -67,14 +70,6 @@ def _write(conversation_id: str, messages: Sequence[ChatMessage], run_id: str) -
         Conversation.objects.filter(id=conversation_id).update(updated_at=timezone.now())
 
 
-def _active_prompt(name: str) -> Prompt:
-    """The active version, or the code default if none is stored. At most one version is
-    active (a constraint), so no ORDER BY: first() would add one, a fifth of the read."""
-    for version in PromptVersion.objects.filter(prompt__name=name, is_active=True).order_by()[:1]:
-        return Prompt(name=name, version=version.version, text=version.text)
-    return DEFAULTS[name]
-
-
 class DatabaseTranscript:
     async def step_begin(
         self, *, conversation_id: str, messages: Sequence[ChatMessage], run_id: str, prompt: str
@@ -87,7 +82,22 @@ class DatabaseTranscript:
     ) -> Prompt:
         # One trip to Django's database thread for both.
         _write(conversation_id, messages, run_id)
-        return _active_prompt(prompt)
+        return prompt_active(prompt)
+
+    async def step_begin_for_agent(
+        self, *, conversation_id: str, messages: Sequence[ChatMessage], run_id: str, agent: str
+    ) -> AgentProfile:
+        return await sync_to_async(self._step_begin_for_agent)(
+            conversation_id, messages, run_id, agent
+        )
+
+    @staticmethod
+    def _step_begin_for_agent(
+        conversation_id: str, messages: Sequence[ChatMessage], run_id: str, agent: str
+    ) -> AgentProfile:
+        # One trip to Django's database thread for both.
+        _write(conversation_id, messages, run_id)
+        return agent_profile(conversation_id=conversation_id, agent=agent)
 
     async def record(
         self, *, conversation_id: str, messages: Sequence[ChatMessage], run_id: str

@@ -21,7 +21,7 @@ from django_htmx.middleware import HtmxDetails
 
 from chatapp import selectors, services
 from chatapp.forms import MessageForm, RenameForm
-from chatapp.models import Message
+from chatapp.models import Agent, Message
 from temporal_worker import client
 from temporal_worker.contracts.errors import Refused, Unavailable, UserError
 
@@ -56,9 +56,21 @@ async def _page_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
 async def home(request: HtmxHttpRequest) -> HttpResponse:
     conversation_id = uuid.uuid4()
     context = await _page_context(
-        request, conversation=None, form=_new_message_form(conversation_id)
+        request,
+        conversation=None,
+        form=_new_message_form(conversation_id),
+        **await _agent_picker(),
     )
     return TemplateResponse(request, "chat/conversation.html", context)
+
+
+async def _agent_picker(picked: str = "") -> dict[str, Any]:
+    """The agents a new conversation may start with, and the one checked."""
+    agents = await selectors.agents_offered()
+    default: Agent | None = next((a for a in agents if a.is_default), None)
+    if not picked or all(a.slug != picked for a in agents):
+        picked = default.slug if default else (agents[0].slug if agents else "")
+    return {"agents": agents, "picked_agent": picked}
 
 
 @require_GET
@@ -75,6 +87,7 @@ async def conversation_detail(request: HtmxHttpRequest, conversation_id: uuid.UU
     context = await _page_context(
         request,
         conversation=conversation,
+        agent=await selectors.agent_current(conversation=conversation),
         messages=messages,
         unrecorded=_unrecorded_messages(conversation.id, messages, live),
         live=live,
@@ -114,7 +127,7 @@ def _unrecorded_messages(
 async def message_send(request: HtmxHttpRequest) -> HttpResponse:
     form = MessageForm(request.POST)
     if not form.is_valid():
-        return _composer_with_errors(request, form)
+        return await _composer_with_errors(request, form)
     data = form.cleaned_data
     try:
         sent = await services.message_send(
@@ -122,12 +135,13 @@ async def message_send(request: HtmxHttpRequest) -> HttpResponse:
             conversation_id=data["conversation_id"],
             message_id=data["message_id"],
             text=data["text"],
+            agent=data["agent"],
         )
     except UserError as err:
         if err.http_status == 404:
             raise
         # The text stays in the box, under the same message id: sending again is safe.
-        return _composer_with_errors(request, form, error=err)
+        return await _composer_with_errors(request, form, error=err)
 
     url = reverse("chat:conversation", args=[sent.conversation.id])
     if not request.htmx:
@@ -147,13 +161,16 @@ async def message_send(request: HtmxHttpRequest) -> HttpResponse:
     return TemplateResponse(request, "chat/_sent.html", context)
 
 
-def _composer_with_errors(
+async def _composer_with_errors(
     request: HtmxHttpRequest, form: MessageForm, *, error: UserError | None = None
 ) -> HttpResponse:
     status = error.http_status if error is not None else 422
     # Temporal is down (not just slow): the site-wide banner shows at once.
     service_down = isinstance(error, Unavailable) and not error.outcome_unknown
-    context = {"form": form, "error": error, "service_down": service_down}
+    context: dict[str, Any] = {"form": form, "error": error, "service_down": service_down}
+    if not await selectors.conversation_exists(conversation_id=form.data.get("conversation_id")):
+        # Still a new conversation: the picker stays, with the agent that was picked.
+        context.update(await _agent_picker(str(form.data.get("agent") or "")))
     response = TemplateResponse(request, "chat/_composer.html", context, status=status)
     if request.htmx:
         # htmx ignores 4xx bodies unless told otherwise; show the errors in place.

@@ -1,4 +1,5 @@
-"""ASGI entry point: Django for HTTP, Channels for websockets (session auth, origin checked)."""
+"""ASGI entry point: Django for HTTP, Channels for websockets (session auth, origin checked,
+and the same second-factor standing as the pages)."""
 
 import os
 
@@ -11,6 +12,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from config.accounts.sockets import SecondFactorSocketMiddleware  # noqa: E402
 from config.errors import ReaderTimezoneSocketMiddleware  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
@@ -18,7 +20,11 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(ReaderTimezoneSocketMiddleware(URLRouter(websocket_urlpatterns)))
+            AuthMiddlewareStack(
+                SecondFactorSocketMiddleware(
+                    ReaderTimezoneSocketMiddleware(URLRouter(websocket_urlpatterns))
+                )
+            )
         ),
     }
 )

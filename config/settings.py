@@ -4,6 +4,7 @@ Temporal's connection options are the SDK's own (`temporalio.envconfig`): its
 variables and TOML profiles are read here too, through the SDK.
 """
 
+import datetime as dt
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,7 +38,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_htmx",
+    # Accounts (config/accounts, docs/security.md): login throttling, second factor.
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "django_otp_webauthn",
     "config",
+    "config.accounts",
     "chatapp",
     "reviews",
     "shop",
@@ -53,10 +61,16 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): whether this session passed the second factor.
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "config.errors.UserErrorMiddleware",
+    # Sends a session that still owes its second factor to verification or enrolment.
+    "config.accounts.middleware.SecondFactorMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the page that says how long.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -120,6 +134,50 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat:home"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Accounts: login throttling and the second factor (docs/security.md) ------------
+AUTHENTICATION_BACKENDS = [
+    # Refuses a locked-out username or address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# This many failed logins for one username, or from one address, lock both out...
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+# ...for this long after the failure that locked them. Attempts during a lockout neither
+# count nor extend it, so an attacker cannot keep a reviewer out for longer than this
+# at a time; an admin can end it at once (Axes > Access attempts, delete the row).
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Never reset by a success: one good login of an attacker's own account would otherwise
+# wipe the failures counted against their address (and every username tried from it).
+AXES_RESET_ON_SUCCESS = False
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_LOCKOUT_CALLABLE = "config.accounts.lockout.lockout_response"
+# The client's address is REMOTE_ADDR only: behind the proxy, daphne's --proxy-headers
+# sets it from X-Forwarded-For; a header a client sends itself is never believed.
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+
+# Reviewers (reviews.review_approvals) and staff must pass a second factor. On by
+# default in production (DEBUG=False); off locally so `make run` works in two commands,
+# where anyone may still enrol and is then asked for it at every login.
+REQUIRE_SECOND_FACTOR = env.bool("REQUIRE_SECOND_FACTOR", default=not DEBUG)
+OTP_TOTP_ISSUER = "Agent chat"
+# Admins may delete a lost device but never read a TOTP secret or a recovery code.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# A passkey is a second factor after the password (and its throttling), not a login.
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
+OTP_WEBAUTHN_RP_NAME = "Agent chat"
+OTP_WEBAUTHN_HELPER_CLASS = "config.accounts.passkeys.PasskeyHelper"
+# Passkeys belong to a domain (not an IP address). Unset: the host name and origin the
+# request came to (ALLOWED_HOSTS already limits those); set both behind a proxy that
+# rewrites Host, or to share passkeys with sibling subdomains.
+PASSKEY_RP_ID = env.str("PASSKEY_RP_ID", default="")
+PASSKEY_ORIGINS = env.list("PASSKEY_ORIGINS", default=[])
+OTP_WEBAUTHN_RP_ID_CALLABLE = "config.accounts.passkeys.relying_party_id"
+OTP_WEBAUTHN_ALLOWED_ORIGINS = PASSKEY_ORIGINS
+# Without a fixed list the helper takes the request's own origin (see above).
+SILENCED_SYSTEM_CHECKS = [] if PASSKEY_ORIGINS else ["otp_webauthn.E030"]
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -140,6 +198,17 @@ STORAGES = {
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Shop support <support@shop.example>")
+# With EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend.
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+# Seconds before a silent mail server fails the send (and the notify activity retries it).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+# The public address of this site: the links in approval emails and Slack messages.
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # --- Production security (DEBUG=False); `manage.py check --deploy` passes ----------
 if not DEBUG:
@@ -174,7 +243,16 @@ def _log_secrets() -> list[str]:
         SECRET_KEY or "",
         env.str("OPENAI_API_KEY", default=""),
         env.str("TEMPORAL_API_KEY", default=""),
+        env.str("EMAIL_HOST_PASSWORD", default=""),
+        env.str("SLACK_BOT_TOKEN", default=""),
+        env.str("SLACK_SIGNING_SECRET", default=""),
         str(DATABASES["default"].get("PASSWORD") or ""),
+        # Provider keys and MCP servers' secrets (AGENT_SECRET_*; settings below).
+        *(
+            value
+            for name, value in os.environ.items()
+            if name.startswith("AGENT_SECRET_") and value
+        ),
     ]
     try:
         secrets.append(urlsplit(REDIS_URL).password or "")
@@ -208,6 +286,8 @@ LOGGING = {
         # with the root's, every line would be written twice.
         "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
         "temporalio": {"level": "WARNING"},
+        # Failed logins and lockouts are warnings; "AXES: BEGIN" and each success are not.
+        "axes": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         # These log whole requests (chat messages included) at DEBUG.
         "openai": {"level": "WARNING"},
@@ -293,9 +373,40 @@ REVIEWS_DASHBOARD_MAX_ROWS = env.int("REVIEWS_DASHBOARD_MAX_ROWS", default=1000)
 # Modules whose `@tool` functions the agent may call (every process loads the same list).
 AGENT_TOOL_MODULES = env.list("AGENT_TOOL_MODULES", default=["shop.tools"])
 
+# --- Agents and MCP servers (docs/agents-and-mcp.md) ----------------------------
+# Secrets the admin refers to by name: AGENT_SECRET_<NAME>=value lets an LLM provider's
+# API key, an MCP server's environment value or header be "<NAME>". The database keeps
+# names only; the worker resolves them when it calls the model or opens a session.
+AGENT_SECRETS = {
+    name.removeprefix("AGENT_SECRET_"): value
+    for name, value in os.environ.items()
+    if name.startswith("AGENT_SECRET_") and len(name) > len("AGENT_SECRET_") and value
+}
+# Where every process reads the admin's MCP servers and their last listed tools.
+AGENT_MCP_CATALOG = "chatapp.mcp_catalog.mcp_server_specs"
+# The worker lists each server's tools this often, sooner after a failed listing, and
+# checks this often whether a listing is due (or asked for from the admin).
+MCP_REFRESH_SECONDS = env.int("MCP_REFRESH_SECONDS", default=300)
+MCP_REFRESH_RETRY_SECONDS = env.int("MCP_REFRESH_RETRY_SECONDS", default=30)
+MCP_REFRESH_POLL_SECONDS = env.float("MCP_REFRESH_POLL_SECONDS", default=2.0)
+# Seconds to start a stdio server or open a Streamable HTTP session before giving up.
+MCP_CONNECT_TIMEOUT_SECONDS = env.int("MCP_CONNECT_TIMEOUT_SECONDS", default=20)
+
 # --- Reviews --------------------------------------------------------------
-# Reviewers' addresses that also get the reminder when an approval waits long.
+# Retired: approval policies name who is asked and reminded (reviewer groups). Read only
+# so that `manage.py check` can say so to whoever still sets it (reviews/checks.py).
 APPROVAL_REMINDER_EMAILS = env.list("APPROVAL_REMINDER_EMAILS", default=[])
+# Sender of approval emails to reviewers.
+APPROVAL_EMAIL_FROM = env.str("APPROVAL_EMAIL_FROM", default=DEFAULT_FROM_EMAIL)
+# Slack approvals (docs/approval-channels.md): both set = on; either unset = off.
+SLACK_BOT_TOKEN = env.str("SLACK_BOT_TOKEN", default="")
+SLACK_SIGNING_SECRET = env.str("SLACK_SIGNING_SECRET", default="")
+# The Web API's base URL (tests point it at a local stand-in).
+SLACK_API_URL = env.str("SLACK_API_URL", default="https://slack.com/api/")
+# Where requests whose tool has no approval policy are posted (empty = direct messages).
+SLACK_DEFAULT_CHANNEL = env.str("SLACK_DEFAULT_CHANNEL", default="")
+# Accept clicks from this workspace only (its id, T...); empty = the app's one workspace.
+SLACK_TEAM_ID = env.str("SLACK_TEAM_ID", default="")
 
 # --- Cache and rate limits --------------------------------------------------
 # Redis when REDIS_URL is set, so every web process shares the rate-limit counters.

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser
 
 from reviews import selectors
-from reviews.models import Approval
+from reviews.models import CHANNEL_LABELS, Approval
 from temporal_worker import client
 from temporal_worker.contracts.approvals import (
+    CHANNEL_DASHBOARD,
+    DECISION_CHANNELS,
     ApprovalClaimed,
     ApprovalDecided,
     DecideApproval,
@@ -53,23 +55,57 @@ def reviewer_name(reviewer: AbstractBaseUser) -> str:
     return reviewer.get_username()
 
 
+def already_decided(*, outcome: str, by: str, at: object, channel: str) -> Refused:
+    """The answer to a late decision: who decided, where and when (`at` reads in the
+    reader's zone), never a second effect."""
+    if channel == "deadline" or by == "system":
+        message = "Already {outcome} when the deadline passed, at {at}: nobody decided in time."
+    elif outcome == "withdrawn":
+        message = "Already withdrawn by the user at {at}."
+    elif channel in CHANNEL_LABELS:
+        message = "Already {outcome} by {by} via {via} at {at}."
+    else:
+        message = "Already {outcome} by {by} at {at}."
+    return Refused(
+        message,
+        code=Code.ALREADY_DECIDED,
+        outcome=outcome,
+        by=by,
+        at=at,
+        channel=channel,
+        via=CHANNEL_LABELS.get(channel, channel),
+    )
+
+
 async def _stale(err: UserError, *, conversation_id: str, call_id: str) -> UserError:
-    """An approval the workflow no longer knows: say who decided it and when, from the
-    audit; a conversation that never existed is said not to exist."""
+    """An approval the workflow no longer knows, or decided already: say who decided it,
+    where and when (from the workflow, else the audit); a conversation that never existed
+    is said not to exist."""
     if err.code == Code.NOT_RUNNING and not await selectors.conversation_exists(
         conversation_id=conversation_id
     ):
         return NotFound("This conversation does not exist.", code=Code.CONVERSATION_NOT_FOUND)
-    if err.code != Code.UNKNOWN_APPROVAL:
+    if err.code not in (Code.UNKNOWN_APPROVAL, Code.ALREADY_DECIDED):
         return err
     mirror = await selectors.approval_get(conversation_id=conversation_id, call_id=call_id)
-    if mirror is not None and mirror.status != Approval.Status.PENDING and mirror.decided_at:
-        return Refused(
-            "Already {outcome} by {by} at {at}.",
-            code=Code.ALREADY_DECIDED,
+    decided = mirror is not None and mirror.status != Approval.Status.PENDING
+    if err.code == Code.ALREADY_DECIDED:
+        # The workflow's word is first; the audit may not have the decision yet.
+        channel = str(err.details.get("channel") or "")
+        if not channel and decided and mirror is not None:
+            channel = mirror.decision_channel
+        return already_decided(
+            outcome=str(err.details.get("outcome", "")),
+            by=str(err.details.get("by", "")),
+            at=err.details.get("at"),
+            channel=channel,
+        )
+    if decided and mirror is not None and mirror.decided_at:
+        return already_decided(
             outcome=mirror.status,
             by=mirror.decided_by_label,
             at=mirror.decided_at,
+            channel=mirror.decision_channel,
         )
     return err
 
@@ -127,11 +163,14 @@ async def approval_decide(
     reason: str = "",
     arguments_hash: str,
     edited_arguments_json: str = "",
+    channel: str = CHANNEL_DASHBOARD,
 ) -> ApprovalDecided:
-    """Approve (optionally with edited arguments) or reject with a reason.
+    """Approve (optionally with edited arguments) or reject with a reason, from the
+    dashboard, an email link or Slack: one Update and its validator for all of them.
 
     Raises a UserError with the reason a reviewer can act on.
     """
+    assert channel in DECISION_CHANNELS, channel
     reason = reason.strip()
     problem = decision_problem(action=action, reason=reason, edited_arguments=edited_arguments_json)
     if problem:
@@ -150,6 +189,7 @@ async def approval_decide(
         reason=reason,
         edited_arguments=edited,
         summary=summary,
+        channel=channel,
     )
     try:
         return await client.approval_decide(conversation_id=conversation_id, decision=decision)

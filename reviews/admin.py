@@ -5,7 +5,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from reviews.models import Approval, ApprovalPolicy
+from reviews.models import Approval, ApprovalDelivery, ApprovalPolicy, ReviewerProfile
 from temporal_worker import client
 
 
@@ -33,16 +33,35 @@ class ApprovalPolicyAdmin(admin.ModelAdmin):
         "deadline",
         "timeout_action",
         "remind_at_share",
+        "asked",
     )
     list_filter = ("mode", "timeout_action")
+    list_select_related = ("reviewer_group", "escalation_group")
     search_fields = ("tool_name",)
     fieldsets = (
         (None, {"fields": ("tool_name", "mode", "threshold")}),
+        (
+            "Who is asked, where",
+            {
+                "fields": ("reviewer_group", "slack_channel", "escalation_group"),
+                "description": "Reviewers are users with the “Can review the agent's "
+                "actions” permission; each is asked by email and Slack as their reviewer "
+                "profile says (out of office: not asked). Everyone who may review can "
+                "always decide on the dashboard.",
+            },
+        ),
         (
             "When nobody decides",
             {"fields": ("deadline_seconds", "timeout_action", "remind_at_share")},
         ),
     )
+
+    @admin.display(description="asked")
+    def asked(self, obj: ApprovalPolicy) -> str:
+        group = obj.reviewer_group.name if obj.reviewer_group else "every reviewer"
+        where = f", Slack {obj.slack_channel}" if obj.slack_channel else ""
+        escalation = f"; then {obj.escalation_group.name}" if obj.escalation_group else ""
+        return f"{group}{where}{escalation}"
 
     @admin.display(description="deadline", ordering="deadline_seconds")
     def deadline(self, obj: ApprovalPolicy) -> str:
@@ -59,6 +78,64 @@ def exact_duration(seconds: int) -> str:
     return " ".join(parts) or "0 s"
 
 
+@admin.register(ReviewerProfile)
+class ReviewerProfileAdmin(admin.ModelAdmin):
+    """Where reviewers are asked (email, Slack), about what, and when they are away."""
+
+    list_display = (
+        "user",
+        "email_used",
+        "slack_user_id",
+        "tools",
+        "out_of_office_until",
+        "time_zone",
+    )
+    list_select_related = ("user",)
+    search_fields = ("user__username", "email", "user__email", "slack_user_id")
+    raw_id_fields = ("user",)
+    fieldsets = (
+        (None, {"fields": ("user", "time_zone", "out_of_office_until")}),
+        ("Email", {"fields": ("notify_by_email", "email")}),
+        ("Slack", {"fields": ("notify_by_slack", "slack_user_id")}),
+        ("What they review", {"fields": ("tools", "agents")}),
+    )
+
+    @admin.display(description="email")
+    def email_used(self, obj: ReviewerProfile) -> str:
+        return obj.email or obj.user.email
+
+
+class ApprovalDeliveryInline(admin.TabularInline):
+    """Who was asked, reminded and escalated to, where, and whether it went out."""
+
+    model = ApprovalDelivery
+    extra = 0
+    can_delete = False
+    fields = (
+        "kind",
+        "channel",
+        "to",
+        "status",
+        "attempts",
+        "error",
+        "sent_at",
+        "outcome_shown_at",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="to")
+    def to(self, obj: ApprovalDelivery) -> str:
+        if obj.reviewer is None:
+            return obj.recipient
+        return f"{obj.reviewer.get_username()} ({obj.recipient})"
+
+
 @admin.register(Approval)
 class ApprovalAdmin(ReadOnlyMirrorMixin, admin.ModelAdmin):
     """The decisions' audit mirror: read only (the workflow history is the record)."""
@@ -69,11 +146,13 @@ class ApprovalAdmin(ReadOnlyMirrorMixin, admin.ModelAdmin):
         "status",
         "requester",
         "decided_by_display",
+        "decision_channel",
         "requested_at",
         "decided_at",
         "workflow",
     )
-    list_filter = ("status", "tool", "decided_by_system", "requested_at")
+    list_filter = ("status", "decision_channel", "tool", "decided_by_system", "requested_at")
+    inlines = (ApprovalDeliveryInline,)
     search_fields = ("summary", "call_id", "workflow_id", "requester__username")
     date_hierarchy = "requested_at"
     list_select_related = ("requester", "decided_by")

@@ -1,5 +1,5 @@
 """The approvals audit table's one writer: the worker's notify activity mirrors every
-approval event here (requested, claimed, reminded, decided).
+approval event here (requested, claimed, reminded, decided, and where it was decided).
 
 Implements `temporal_worker.ports.ApprovalAudit`. The workflow history is the record;
 this table lets the history page and the admin filter and read it fast.
@@ -11,14 +11,10 @@ import json
 import uuid
 from datetime import datetime
 
-from asgiref.sync import sync_to_async
-from django.conf import settings
-from django.core.mail import send_mail
-from django.urls import reverse
 from django.utils import timezone
 
 from reviews.models import Approval
-from temporal_worker.contracts.approvals import ApprovalEvent
+from temporal_worker.contracts.approvals import ApprovalDecided, ApprovalEvent
 from temporal_worker.contracts.conversation import conversation_workflow_id
 
 STATUS_BY_OUTCOME = {
@@ -39,6 +35,7 @@ class ApprovalAuditTable:
                 "conversation_id": uuid.UUID(pending.conversation_id),
                 "requester_id": pending.requester_id,
                 "tool": pending.tool,
+                "agent": pending.agent,
                 "summary": pending.summary[:300],
                 "reason": pending.reason,
                 "arguments": json.loads(pending.arguments or "{}"),
@@ -54,8 +51,6 @@ class ApprovalAuditTable:
         if event.kind == "reminder" and approval.reminded_at is None:
             approval.reminded_at = timezone.now()
             await approval.asave(update_fields=["reminded_at"])
-            if settings.APPROVAL_REMINDER_EMAILS:
-                await sync_to_async(_reminder_email_send)(approval=approval)
         decision = event.decision
         if event.kind == "decided" and decision is not None:
             approval.status = STATUS_BY_OUTCOME[decision.outcome]
@@ -65,20 +60,16 @@ class ApprovalAuditTable:
             approval.decision_reason = decision.reason
             approval.edited_arguments = json.loads(decision.arguments) if decision.edited else None
             approval.edited_summary = decision.summary[:300] if decision.edited else ""
+            approval.decision_channel = decision_channel(decision)
             await approval.asave()
         return approval.pk
 
 
-def _reminder_email_send(*, approval: Approval) -> None:
-    path = reverse("reviews:detail", args=[approval.conversation_id, approval.call_id])
-    send_mail(
-        subject=f"Waiting for review: {approval.summary}",
-        message=(
-            f"{approval.summary} has waited since {approval.requested_at:%Y-%m-%d %H:%M} UTC; "
-            f"at {approval.deadline:%Y-%m-%d %H:%M} UTC the policy will "
-            f"{approval.timeout_action} it.\nReview it at {path}"
-        ),
-        from_email=None,
-        recipient_list=settings.APPROVAL_REMINDER_EMAILS,
-        fail_silently=True,
-    )
+def decision_channel(decision: ApprovalDecided) -> str:
+    """Where it was decided: the reviewer's channel, the deadline, or the user's chat (a
+    decision from a worker older than channels came from the dashboard)."""
+    if decision.by_system:
+        return "deadline"
+    if decision.outcome == "withdrawn":
+        return "chat"
+    return decision.channel or "dashboard"

@@ -6,8 +6,12 @@ from typing import Any
 from django import forms
 
 from reviews.actions import BulkItem
-from reviews.models import Approval
-from temporal_worker.contracts.approvals import EDITS_ONLY_WITH_APPROVE, decision_problem
+from reviews.models import CHANNEL_LABELS, Approval
+from temporal_worker.contracts.approvals import (
+    EDITS_ONLY_WITH_APPROVE,
+    REJECT_NEEDS_REASON,
+    decision_problem,
+)
 
 REASON_MAX_CHARS = 1000
 EDITED_ARGUMENTS_MAX_CHARS = 20000
@@ -33,6 +37,33 @@ class _Decision(forms.Form):
             self.add_error(
                 "edited_arguments" if problem == EDITS_ONLY_WITH_APPROVE else "reason", problem
             )
+        return data
+
+
+class EmailDecisionForm(forms.Form):
+    """The confirmation behind an email link: the link says approve or reject, the
+    reviewer adds the reason (which a rejection needs)."""
+
+    reason = forms.CharField(
+        required=False,
+        max_length=REASON_MAX_CHARS,
+        strip=True,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+    def __init__(self, *args: Any, action: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.action = action
+        self.fields["reason"].required = action == "reject"
+        self.fields["reason"].error_messages["required"] = REJECT_NEEDS_REASON
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        problem = decision_problem(
+            action=self.action, reason=str(data.get("reason") or ""), edited_arguments=""
+        )
+        if problem and "reason" not in self.errors:
+            self.add_error("reason", problem)
         return data
 
 
@@ -86,6 +117,10 @@ class HistoryFilterForm(forms.Form):
     tool = forms.ChoiceField(required=False, choices=[("", "Any tool")])
     reviewer = forms.CharField(required=False, max_length=150, strip=True)
     requester = forms.CharField(required=False, max_length=150, strip=True)
+    channel = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any channel"), *((key, label) for key, label in CHANNEL_LABELS.items())],
+    )
     date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 

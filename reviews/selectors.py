@@ -7,16 +7,17 @@ import datetime as dt
 import json
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, cast
 
 from django.contrib.auth import get_user_model
-from django.db.models import Model
+from django.db.models import Model, Prefetch
 from django.urls import reverse
 from django.utils import timezone
 
-from reviews.models import Approval
+from reviews.models import CHANNEL_LABELS, Approval, ApprovalDelivery
 from temporal_worker import client
 from temporal_worker.contracts.approvals import PendingApproval, arguments_hash
 from temporal_worker.contracts.conversation import conversation_workflow_id
@@ -251,6 +252,7 @@ async def approval_history_list(
     requester: str = "",
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
+    channel: str = "",
     limit: int = HISTORY_LIMIT,
 ) -> list[Approval]:
     """Decided approvals, newest decision first; `status="pending"` lists the open ones instead.
@@ -258,7 +260,13 @@ async def approval_history_list(
     `reviewer` matches a username or "system" (decided at the deadline); dates are
     inclusive and compare the decision's day (the request's day for pending rows).
     """
-    qs = Approval.objects.select_related("requester", "decided_by", "claimed_by", "conversation")
+    qs = Approval.objects.select_related(
+        "requester", "decided_by", "claimed_by", "conversation"
+    ).prefetch_related(
+        Prefetch("deliveries", queryset=ApprovalDelivery.objects.select_related("reviewer"))
+    )
+    if channel:
+        qs = qs.filter(decision_channel=channel)
     if status:
         qs = qs.filter(status=status)
     else:
@@ -310,6 +318,33 @@ class HistoryEntry:
     arguments_pretty: str
     edited_arguments_pretty: str
     workflow_url: str
+    # Who was asked, reminded and escalated to, where: one line per kind and channel.
+    asked: list[str]
+
+
+_DELIVERY_KIND_LABELS = {"request": "Asked", "reminder": "Reminded", "escalation": "Escalated"}
+
+
+def asked_lines(deliveries: Iterable[ApprovalDelivery]) -> list[str]:
+    """ "Asked by email: rita, ravi", "Reminded on Slack: #approvals (failed)"."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for delivery in deliveries:
+        name = delivery.label
+        if delivery.status != ApprovalDelivery.Status.SENT:
+            name += f" ({delivery.status})"
+        grouped.setdefault((delivery.kind, delivery.channel), []).append(name)
+    order = list(_DELIVERY_KIND_LABELS)
+    return [
+        f"{_DELIVERY_KIND_LABELS[kind]} {'by email' if channel == 'email' else 'on Slack'}: "
+        + ", ".join(names)
+        for (kind, channel), names in sorted(
+            grouped.items(), key=lambda item: (order.index(item[0][0]), item[0][1])
+        )
+    ]
+
+
+def channel_label(channel: str) -> str:
+    return CHANNEL_LABELS.get(channel, channel)
 
 
 def history_entries(approvals: list[Approval]) -> list[HistoryEntry]:
@@ -321,6 +356,7 @@ def history_entries(approvals: list[Approval]) -> list[HistoryEntry]:
             if a.edited_arguments is None
             else pretty_json_value(a.edited_arguments),
             workflow_url=client.workflow_ui_url(a.workflow_id),
+            asked=asked_lines(a.deliveries.all()),
         )
         for a in approvals
     ]

@@ -12,6 +12,7 @@ tests (tests/production) and the load bench (bench/load.py) against real web pro
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import re
 import time
@@ -26,6 +27,7 @@ from yarl import URL
 # What a TLS-terminating proxy in front of daphne adds to every request it forwards.
 PROXY_HEADERS = {"X-Forwarded-Proto": "https"}
 CSRF_INPUT_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+TOTP_SECRET_RE = re.compile(r'id="totp-secret">([A-Z2-7 ]+)<')
 FORM_IDS_RE = re.compile(r'name="(conversation_id|message_id)" value="([^"]+)"')
 STREAM_DELTA = "beforeend:#stream-"
 
@@ -172,6 +174,30 @@ class ChatClient:
         ) as response:
             if response.status != 302:
                 raise ChatError(f"login as {username} failed: HTTP {response.status}")
+
+    async def app_enrol(self, web: str) -> str:
+        """Set up an authenticator app as a person would: read the key the page shows,
+        type in the code it makes now. A reviewer must, when REQUIRE_SECOND_FACTOR is on
+        (production mode). Returns the key (base32)."""
+        from django_otp.oath import totp
+
+        url = f"{web}/accounts/second-factor/app/"
+        async with self.session.get(url, allow_redirects=False) as response:
+            page = await response.text()
+        secret, csrf = TOTP_SECRET_RE.search(page), CSRF_INPUT_RE.search(page)
+        if secret is None or csrf is None:
+            raise ChatError(f"no app set-up form at {web} ({response.status})")
+        key = secret.group(1).replace(" ", "")
+        raw = base64.b32decode(key + "=" * (-len(key) % 8))
+        async with self.session.post(
+            url,
+            data={"code": f"{totp(raw):06d}", "csrfmiddlewaretoken": csrf.group(1)},
+            headers={"Origin": self.public(web, "")},
+            allow_redirects=False,
+        ) as response:
+            if response.status != 302:
+                raise ChatError(f"the app's code was refused: HTTP {response.status}")
+        return key
 
     async def new_conversation(self, web: str) -> dict[str, str]:
         """Open the home page: the ids its message form carries for a new conversation."""

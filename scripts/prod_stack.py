@@ -498,6 +498,11 @@ def _start_all(
         "DEBUG": "False",
         "SECRET_KEY": secret_key,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # The public address approval emails and Slack messages link to (none leave here).
+        "SITE_URL": "https://chat.example.test",
+        # Passkeys are bound to the public host and origins (what the proxy serves).
+        "PASSKEY_RP_ID": "127.0.0.1",
+        "PASSKEY_ORIGINS": ",".join(f"https://127.0.0.1:{port}" for port in web_ports),
         "CSRF_TRUSTED_ORIGINS": "",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,

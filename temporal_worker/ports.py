@@ -8,9 +8,10 @@ and the channel layer carries live events.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal, Protocol
 
 from temporal_worker.contracts.approvals import ApprovalEvent, ApprovalRule
 from temporal_worker.contracts.conversation import ChatMessage
@@ -27,6 +28,115 @@ class Prompt:
     @property
     def version_id(self) -> str:
         return f"{self.name}@v{self.version}"
+
+
+@dataclass(frozen=True)
+class LlmChoice:
+    """The endpoint, key and model an agent's steps use (the key resolved from its secret's
+    name; it never crosses Temporal). Empty fields keep the default endpoint's values."""
+
+    base_url: str = ""
+    api_key: str = ""
+    model: str = ""
+    # Why the agent cannot call its model (a secret that is not set): the turn fails with it.
+    problem: str = ""
+
+
+PolicyMode = Literal["never", "always", "above"]
+
+
+@dataclass(frozen=True)
+class PolicyOverride:
+    """An agent's own approval policy for one tool: it wins over the policy table's row."""
+
+    mode: PolicyMode
+    deadline_seconds: int
+    timeout_action: str
+    remind_at_share: Decimal
+    threshold: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class HandoffTarget:
+    slug: str
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class AgentProfile:
+    """A conversation's agent as it is now: read inside the LLM activity on every step, so a
+    change in the admin applies from the next model call and never touches a replay."""
+
+    slug: str
+    name: str
+    prompt: Prompt
+    # None: every built-in tool (the one agent there was before agents could be defined).
+    tools: frozenset[str] | None = None
+    # Every tool these MCP servers list is offered too (by server name).
+    mcp_servers: frozenset[str] = frozenset()
+    policy_overrides: Mapping[str, PolicyOverride] = field(default_factory=dict)
+    handoffs: tuple[HandoffTarget, ...] = ()
+    llm: LlmChoice = field(default_factory=LlmChoice)
+    # Model calls per turn (0: the conversation's configured limit).
+    max_steps_per_turn: int = 0
+
+
+@dataclass(frozen=True)
+class McpServerSpec:
+    """An MCP server as the admin registered it, with the tools it listed last (kept while
+    it is down). Secrets are names (settings.AGENT_SECRETS), resolved when connecting."""
+
+    name: str
+    title: str
+    transport: Literal["stdio", "http"]
+    command: str = ""
+    args: tuple[str, ...] = ()
+    # Environment variable (stdio) or header (http) -> the name of a secret.
+    env: Mapping[str, str] = field(default_factory=dict)
+    url: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    # The server honours the idempotency key in `_meta` (or its calls are safe to repeat).
+    idempotent: bool = False
+    call_timeout_seconds: int = 30
+    # tools/list entries as the server sent them (JSON objects).
+    tools: tuple[Mapping[str, Any], ...] = ()
+    # Changes whenever the row or its tools do: the registry rebuilds its tools then.
+    version: str = ""
+
+    @property
+    def connection_key(self) -> tuple[Any, ...]:
+        """What a session depends on: another value needs a new connection."""
+        return (
+            self.transport,
+            self.command,
+            self.args,
+            tuple(sorted(self.env.items())),
+            self.url,
+            tuple(sorted(self.headers.items())),
+        )
+
+
+class McpCatalogStore(Protocol):
+    """Where the admin's MCP servers and their listed tools are kept (the worker's refresher
+    lists each server when it is due and records what it got)."""
+
+    async def claim_due(self) -> list[McpServerSpec]:
+        """Enabled servers whose list is due (scheduled, or asked for in the admin), each
+        claimed so that another worker process does not list it at the same time."""
+        ...
+
+    async def record_listing(
+        self,
+        *,
+        server: str,
+        tools: Sequence[Mapping[str, Any]] | None,
+        error: str = "",
+        notes: str = "",
+    ) -> None:
+        """Keep a server's new list and what was left out of it (`notes`); None: listing
+        failed with `error`, and the last good list stays."""
+        ...
 
 
 class Transcript(Protocol):
@@ -51,12 +161,27 @@ class Transcript(Protocol):
         """Keep a tool's whole result when the model (and the history) sees it truncated."""
         ...
 
+    async def step_begin_for_agent(
+        self, *, conversation_id: str, messages: Sequence[ChatMessage], run_id: str, agent: str
+    ) -> AgentProfile:
+        """Record the messages a step starts with and read the agent it runs as (its prompt's
+        active version, model, tools, policies, hand-offs), in one trip to the database.
+        `agent` "" is the agent the conversation was started with."""
+        ...
+
 
 class ApprovalPolicies(Protocol):
     async def rule_for(
-        self, *, tool: str, kind: ToolKind, threshold_argument: str | None, arguments: Any
+        self,
+        *,
+        tool: str,
+        kind: ToolKind,
+        threshold_argument: str | None,
+        arguments: Any,
+        override: PolicyOverride | None = None,
     ) -> ApprovalRule | None:
-        """The rule for this call, or None when it runs without asking."""
+        """The rule for this call, or None when it runs without asking. An agent's
+        `override` wins over the policy table."""
         ...
 
 
@@ -64,6 +189,30 @@ class ApprovalAudit(Protocol):
     async def record(self, event: ApprovalEvent) -> int:
         """Mirror one approval event into the audit table (idempotent); the row's id."""
         ...
+
+
+@dataclass
+class Deliveries:
+    """What one approval event's deliveries came to: who was told where ("email:rita",
+    "slack:#approvals"), and those that failed this attempt (sent ones are never resent)."""
+
+    asked: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+class ApprovalChannels(Protocol):
+    async def deliver(self, event: ApprovalEvent) -> Deliveries:
+        """Reach reviewers where they are (email, Slack): ask on "requested", remind (and
+        escalate) on "reminder", show the outcome on "decided". Idempotent per approval,
+        recipient, kind and channel, so a retried activity never mails or posts twice."""
+        ...
+
+
+class NoApprovalChannels:
+    """Reviewers see approvals on the dashboard only."""
+
+    async def deliver(self, event: ApprovalEvent) -> Deliveries:
+        return Deliveries()
 
 
 class LivePublisher(Protocol):
@@ -78,3 +227,4 @@ class Ports:
     policies: ApprovalPolicies
     audit: ApprovalAudit
     live: LivePublisher
+    channels: ApprovalChannels = field(default_factory=NoApprovalChannels)

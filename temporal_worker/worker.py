@@ -2,11 +2,14 @@
 
 Activities depend on interfaces (temporal_worker.ports); here each gets the apps'
 implementations: the chat app's transcript, the reviews app's policies and audit,
-the channel layer, and the tool registry every process shares.
+the channel layer, the reviews app's email and Slack deliveries, and the tool registry
+every process shares.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -22,8 +25,10 @@ from temporalio.worker import (
     Worker,
 )
 
+from chatapp.mcp_catalog import McpServerTable
 from chatapp.transcript import DatabaseTranscript
 from reviews.audit import ApprovalAuditTable
+from reviews.notifications import ApprovalNotifier
 from reviews.policies import PolicyTable
 from temporal_worker import llm_gateway
 from temporal_worker.activities.approvals import ApprovalActivity
@@ -32,7 +37,9 @@ from temporal_worker.activities.notices import NoticeActivity
 from temporal_worker.activities.tools import ToolActivity
 from temporal_worker.live import ChannelLayerPublisher
 from temporal_worker.ports import Ports
-from temporal_worker.tools.registry import tool_registry
+from temporal_worker.tools.mcp.connections import mcp_pool_close
+from temporal_worker.tools.mcp.refresher import McpCatalogRefresher
+from temporal_worker.tools.registry import atool_registry, mcp_catalog_changed
 from temporal_worker.workflows import ConversationWorkflow
 
 WORKFLOWS = [ConversationWorkflow]
@@ -44,6 +51,7 @@ def product_ports() -> Ports:
         policies=PolicyTable(),
         audit=ApprovalAuditTable(),
         live=ChannelLayerPublisher(),
+        channels=ApprovalNotifier(),
     )
 
 
@@ -58,10 +66,10 @@ def llm_settings() -> llm_gateway.LlmSettings:
 def activities(ports: Ports) -> list[Any]:
     """Every activity the worker runs, bound to its dependencies."""
     return [
-        LlmActivity(ports, tools=tool_registry, llm_settings=llm_settings).call_llm,
+        LlmActivity(ports, tools=atool_registry, llm_settings=llm_settings).call_llm,
         NoticeActivity(ports).record_notice,
         ApprovalActivity(ports).notify_approval,
-        ToolActivity(ports, tools=tool_registry).run_tool,
+        ToolActivity(ports, tools=atool_registry).run_tool,
     ]
 
 
@@ -89,6 +97,31 @@ class DatabaseConnectionsInterceptor(Interceptor):
         return _DatabaseConnections(next)
 
 
+def mcp_refresher() -> McpCatalogRefresher:
+    """Lists the admin's MCP servers when due (the chat app keeps the lists)."""
+    return McpCatalogRefresher(
+        McpServerTable(),
+        poll_seconds=settings.MCP_REFRESH_POLL_SECONDS,
+        on_change=mcp_catalog_changed,
+    )
+
+
+class ProductWorker(Worker):
+    """The Temporal worker, with what runs beside it: the MCP servers' tool lists kept
+    fresh while it runs, and its sessions to MCP servers (stdio servers are its child
+    processes) closed when it stops."""
+
+    async def run(self) -> None:
+        refresher = asyncio.create_task(mcp_refresher().run_forever(), name="mcp-refresher")
+        try:
+            await super().run()
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+            await mcp_pool_close()
+
+
 def build_worker(
     client: Client,
     *,
@@ -100,7 +133,7 @@ def build_worker(
     interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
     """The product's worker; tests may pass other ports or extra interceptors."""
-    return Worker(
+    return ProductWorker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,

@@ -8,6 +8,7 @@ to the outside world is an activity, referred to by name from its contract
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from datetime import datetime, timedelta
 
@@ -67,6 +68,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from temporal_worker.contracts.errors import Code
     from temporal_worker.contracts.tools import (
+        PATCH_AGENT_HANDOFF,
         PlannedCall,
         ToolOutcome,
         ToolRequest,
@@ -175,7 +177,7 @@ class ConversationWorkflow:
         state = self._state
         state.turn_in_progress = True
         self._stop_requested = False
-        while state.turn_steps < self._inp.config.max_steps_per_turn:
+        while state.turn_steps < self._steps_per_turn():
             state.turn_steps += 1
             result = await self._call_llm()
             if result is None or result.stopped or self._stopping():
@@ -226,6 +228,7 @@ class ConversationWorkflow:
             context=self._model_context(),
             new_messages=self._take_unrecorded(),
             run_id=workflow.info().run_id,
+            agent=self._state.agent,
         )
         request.waited_message_ids = [m.id for m in request.new_messages if m.id in self._waited]
         self._waited = [i for i in self._waited if i not in request.waited_message_ids]
@@ -254,6 +257,12 @@ class ConversationWorkflow:
             self._recording = []
             self._state.total_steps += 1
             self._run_steps += 1
+        # The agent the conversation started with, as its first step read it (a hand-off
+        # changes it); its step limit as the last step read it. Both come from the
+        # recorded result, so replays take the same path (older results carry neither).
+        if not self._state.agent:
+            self._state.agent = result.agent
+        self._state.agent_max_steps = result.max_steps_per_turn
         self._state.context.append(
             ChatMessage(
                 id=result.reply_id,
@@ -263,6 +272,7 @@ class ConversationWorkflow:
                 status="stopped" if result.stopped else "complete",
                 tool_calls=result.tool_calls,
                 prompt_version=result.prompt_version,
+                agent=result.agent,
             )
         )
         return result
@@ -307,6 +317,8 @@ class ConversationWorkflow:
         call = planned.call
         if planned.error:
             return ToolOutcome(call.id, json.dumps({"error": planned.error}), ok=False)
+        if planned.handoff and workflow.patched(PATCH_AGENT_HANDOFF):
+            return self._hand_off(planned)
         arguments = planned.arguments
         if planned.approval is not None:
             decision = await self._approval_gate(planned, reason)
@@ -338,11 +350,35 @@ class ConversationWorkflow:
                 result_max_chars=self._inp.config.tool_result_max_chars,
             ),
             result_type=ToolOutcome,
-            start_to_close_timeout=TOOL_START_TO_CLOSE,
+            # An MCP call is bounded by its server's timeout and retried less (transport
+            # failures only reach here); built-in tools keep the defaults.
+            start_to_close_timeout=timedelta(seconds=planned.start_to_close_seconds)
+            if planned.start_to_close_seconds
+            else TOOL_START_TO_CLOSE,
             # A worker that dies mid-tool is noticed in seconds, not at the 2 min timeout.
             heartbeat_timeout=TOOL_HEARTBEAT_TIMEOUT,
-            retry_policy=TOOL_RETRY_POLICY,
+            retry_policy=dataclasses.replace(
+                TOOL_RETRY_POLICY, maximum_attempts=planned.max_attempts
+            )
+            if planned.max_attempts
+            else TOOL_RETRY_POLICY,
             summary=planned.summary or call.name,
+        )
+
+    def _hand_off(self, planned: PlannedCall) -> ToolOutcome:
+        """The next step runs as the other agent (its prompt, model and tools); the tool
+        message records the hand-off in the transcript."""
+        self._state.agent = planned.handoff
+        self._state.agent_max_steps = 0
+        return ToolOutcome(
+            planned.call.id,
+            json.dumps(
+                {
+                    "handed_off_to": planned.handoff,
+                    "agent": planned.handoff_name,
+                    "note": f"Now talking to: {planned.handoff_name}",
+                }
+            ),
         )
 
     async def _approval_gate(self, planned: PlannedCall, reason: str) -> ApprovalDecided:
@@ -363,6 +399,9 @@ class ConversationWorkflow:
             requested_at=now.isoformat(),
             deadline=(now + timedelta(seconds=rule.deadline_seconds)).isoformat(),
             timeout_action=rule.timeout_action,
+            tool_source=planned.source,
+            tool_description=planned.description,
+            tool_idempotent=planned.idempotent,
         )
         self._pending[call_id] = pending
         self._update_approval_attributes()
@@ -478,6 +517,9 @@ class ConversationWorkflow:
             max_messages=config.context_max_messages,
             max_tokens=config.context_max_tokens,
         )
+
+    def _steps_per_turn(self) -> int:
+        return self._state.agent_max_steps or self._inp.config.max_steps_per_turn
 
     def _should_continue_as_new(self) -> bool:
         if self._pending or self._state.closed:
@@ -621,6 +663,8 @@ class ConversationWorkflow:
             arguments=req.edited_arguments or pending.arguments,
             edited=edited,
             summary=req.summary if edited else "",
+            # Data, not a command: replaying older histories needs no patch.
+            channel=req.channel,
         )
         self._record_decision(decided)
         return decided
@@ -690,6 +734,7 @@ class ConversationWorkflow:
                 outcome=decided.outcome,
                 by=decided.decided_by,
                 at=decided.decided_at,
+                channel=decided.channel,
             )
         pending = self._pending.get(call_id)
         if pending is None:

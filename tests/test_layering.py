@@ -18,12 +18,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 APP_PACKAGES = ("chatapp", "reviews", "shop")
 # What an app may import from temporal_worker: the client, the shared types, the tool
-# registry, the ports it implements and the live-event publisher.
+# registry, the ports it implements, the live-event publisher, and the rules MCP names
+# follow (the admin's forms check a server's name with them).
 OPEN_TO_APPS = (
     "temporal_worker.client",
     "temporal_worker.contracts",
     "temporal_worker.live",
     "temporal_worker.ports",
+    "temporal_worker.tools.mcp.names",
     "temporal_worker.tools.registry",
 )
 

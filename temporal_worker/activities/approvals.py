@@ -1,8 +1,12 @@
-"""Approval notifications: mirror each approval event for audit and push it live."""
+"""Approval notifications: mirror each approval event for audit, push it live, and reach
+the reviewers it concerns where they are (email, Slack)."""
 
 from __future__ import annotations
 
+import logging
+
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from temporal_worker.contracts.approvals import (
     NOTIFY_APPROVAL_ACTIVITY,
@@ -20,6 +24,12 @@ from temporal_worker.contracts.events import (
 )
 from temporal_worker.ports import Ports
 
+logger = logging.getLogger(__name__)
+
+# A mail server or Slack that fails this often is reported and left behind: the request
+# still waits on the dashboard, and its deadline must not wait on a mail server.
+MAX_DELIVERY_ATTEMPTS = 3
+
 
 class ApprovalActivity:
     def __init__(self, ports: Ports) -> None:
@@ -27,12 +37,30 @@ class ApprovalActivity:
 
     @activity.defn(name=NOTIFY_APPROVAL_ACTIVITY)
     async def notify_approval(self, event: ApprovalEvent) -> ApprovalEventRecorded:
-        """Idempotent: keyed by workflow id + tool call id in the audit table."""
+        """Idempotent: the audit row is keyed by workflow id + tool call id, and each email
+        or Slack message by approval, recipient, kind and channel (a retry skips sent ones)."""
         approval_id = await self.ports.audit.record(event)
         live = _live_event(event, approval_id)
         for group in (REVIEWERS_GROUP, conversation_group(event.approval.conversation_id)):
             await self.ports.live.publish(group, live)
-        return ApprovalEventRecorded(call_id=event.approval.call_id)
+        deliveries = await self.ports.channels.deliver(event)
+        asked = list(deliveries.asked)
+        if deliveries.failed:
+            attempt = activity.info().attempt
+            if attempt < MAX_DELIVERY_ATTEMPTS:
+                raise ApplicationError(
+                    f"{len(deliveries.failed)} approval deliveries failed (attempt {attempt})",
+                    deliveries.failed,
+                    type="ApprovalDeliveryFailed",
+                )
+            logger.warning(
+                "approval %s: giving up on %s after %d attempts",
+                event.approval.call_id,
+                ", ".join(deliveries.failed),
+                attempt,
+            )
+            asked += [f"{failed} (failed)" for failed in deliveries.failed]
+        return ApprovalEventRecorded(call_id=event.approval.call_id, asked=asked)
 
 
 def _live_event(event: ApprovalEvent, approval_id: int) -> LiveEvent:

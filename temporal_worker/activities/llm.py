@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -37,12 +37,12 @@ from temporal_worker.contracts.events import (
     ReplySnapshot,
     conversation_group,
 )
-from temporal_worker.contracts.tools import PlannedCall, ToolCall
-from temporal_worker.ports import LivePublisher, Ports
+from temporal_worker.contracts.tools import PlannedCall, ToolCall, handoff_target
+from temporal_worker.ports import AgentProfile, LivePublisher, Ports
+from temporal_worker.tools.agents import agent_tools
 from temporal_worker.tools.planner import plan_calls
 from temporal_worker.tools.registry import ToolRegistry
 
-AGENT_SYSTEM_PROMPT = "agent-system"
 HEARTBEAT_EVERY_SECONDS = 0.5
 DELTA_COALESCE_SECONDS = 0.02
 # Full-text snapshots let a socket that missed deltas (it joined late, or the
@@ -145,18 +145,41 @@ async def _heartbeat_forever(stream: _Stream) -> None:
 
 
 class LlmActivity:
-    """The model call, given the product's ports, the tools and the provider settings."""
+    """The model call, given the product's ports, the tools and the default provider
+    settings (an agent may name another provider and model)."""
 
     def __init__(
         self,
         ports: Ports,
         *,
-        tools: Callable[[], ToolRegistry],
+        tools: Callable[[], Awaitable[ToolRegistry]],
         llm_settings: Callable[[], llm_gateway.LlmSettings],
     ) -> None:
         self.ports = ports
         self.tools = tools
         self.llm_settings = llm_settings
+
+    def _llm_for(self, profile: AgentProfile) -> llm_gateway.LlmSettings:
+        """The default endpoint, or the agent's own provider and model."""
+        default = self.llm_settings()
+        choice = profile.llm
+        if choice.problem:
+            raise ApplicationError(choice.problem, type=LLM_REQUEST_ERROR, non_retryable=True)
+        if choice.base_url:
+            return llm_gateway.LlmSettings(
+                base_url=choice.base_url,
+                api_key=choice.api_key,
+                model=choice.model,
+                request_timeout=default.request_timeout,
+            )
+        if choice.model:
+            return llm_gateway.LlmSettings(
+                base_url=default.base_url,
+                api_key=default.api_key,
+                model=choice.model,
+                request_timeout=default.request_timeout,
+            )
+        return default
 
     @activity.defn(name=LLM_ACTIVITY)
     async def call_llm(self, req: LlmRequest) -> LlmResult:
@@ -169,26 +192,23 @@ class LlmActivity:
         stream = _Stream(
             live=self.ports.live, conversation_id=req.conversation_id, reply_id=req.reply_id
         )
-        registry = self.tools()
-        # The page hears of the reply while the step begins: neither needs the other.
-        prompt, _ = await asyncio.gather(
-            self.ports.transcript.step_begin(
-                conversation_id=req.conversation_id,
-                messages=req.new_messages,
-                run_id=req.run_id,
-                prompt=AGENT_SYSTEM_PROMPT,
-            ),
-            _announce(stream, activity.info().attempt),
+        # The page hears of the reply while the step begins: neither needs the other. The
+        # agent is read now, so a change in the admin applies from this call on.
+        (profile, registry), _ = await asyncio.gather(
+            self._begin(req), _announce(stream, activity.info().attempt)
         )
-        for message_id in req.waited_message_ids:
-            # A message that waited behind a turn shows in its place, no longer queued.
-            await stream.push(MessageRecorded(message_id=message_id, reply_id="", final=False))
+        tools = agent_tools(registry, profile)
+        for message in req.new_messages:
+            # A message that waited behind a turn shows in its place, no longer queued; a
+            # hand-off shows as the agent it handed to begins.
+            if message.id in req.waited_message_ids or handoff_target(message.tool_name):
+                await stream.push(MessageRecorded(message_id=message.id, reply_id="", final=False))
         heartbeat = asyncio.create_task(_heartbeat_forever(stream))
         try:
             completion = await llm_gateway.stream_completion(
-                self.llm_settings(),
-                llm_gateway.to_openai_messages(prompt.text, req.context),
-                tools=registry.openai_tools(),
+                self._llm_for(profile),
+                llm_gateway.to_openai_messages(profile.prompt.text, req.context),
+                tools=tools.openai_tools(),
                 on_delta=stream.add,
             )
         except asyncio.CancelledError:
@@ -197,7 +217,7 @@ class LlmActivity:
                 # Worker shutdown or heartbeat timeout: Temporal retries elsewhere. Stopped
                 # before the first token: the workflow records a retryable notice instead.
                 raise
-            return await self._finish(req, stream, prompt.version_id, stopped=True)
+            return await self._finish(req, stream, profile, stopped=True)
         except openai.RateLimitError as err:
             retry_after = _retry_after_seconds(err)
             await stream.set_phase(
@@ -244,21 +264,36 @@ class LlmActivity:
         return await self._finish(
             req,
             stream,
-            prompt.version_id,
+            profile,
             content=completion.content,
             tool_calls=completion.tool_calls,
             model=completion.model,
             finish_reason=completion.finish_reason,
             planned_calls=await plan_calls(
-                completion.tool_calls, registry=registry, policies=self.ports.policies
+                completion.tool_calls,
+                registry=tools,
+                policies=self.ports.policies,
+                overrides=profile.policy_overrides,
             ),
+        )
+
+    async def _begin(self, req: LlmRequest) -> tuple[AgentProfile, ToolRegistry]:
+        """Record the step's new messages and read its agent; the tool registry meanwhile."""
+        return await asyncio.gather(
+            self.ports.transcript.step_begin_for_agent(
+                conversation_id=req.conversation_id,
+                messages=req.new_messages,
+                run_id=req.run_id,
+                agent=req.agent,
+            ),
+            self.tools(),
         )
 
     async def _finish(
         self,
         req: LlmRequest,
         stream: _Stream,
-        prompt_version: str,
+        profile: AgentProfile,
         *,
         stopped: bool = False,
         content: str | None = None,
@@ -267,6 +302,7 @@ class LlmActivity:
         finish_reason: str = "",
         planned_calls: list[PlannedCall] | None = None,
     ) -> LlmResult:
+        prompt_version = profile.prompt.version_id
         result = LlmResult(
             reply_id=req.reply_id,
             content=stream.text if content is None else content,
@@ -276,6 +312,8 @@ class LlmActivity:
             finish_reason="stopped" if stopped else finish_reason,
             stopped=stopped,
             planned_calls=planned_calls or [],
+            agent=profile.slug,
+            max_steps_per_turn=profile.max_steps_per_turn,
         )
         reply = ChatMessage(
             id=req.reply_id,
@@ -287,6 +325,7 @@ class LlmActivity:
             prompt_version=prompt_version,
             # The provider's reason ("length", "content_filter" mark the reply cut short).
             finish_reason="" if stopped else finish_reason,
+            agent=profile.slug,
         )
         # The last deltas go out while the reply is written; the final message, which
         # the page reads from the database, follows both.

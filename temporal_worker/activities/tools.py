@@ -1,20 +1,21 @@
 """The tool activity: every `tool.<name>` call, whatever the tool's source, runs here.
 
 One dynamic activity serves every tool in the registry, so a tool added to the
-registry (a module in AGENT_TOOL_MODULES, later an MCP server) needs no new worker
+registry (a module in AGENT_TOOL_MODULES, an MCP server's tool) needs no new worker
 registration, and the history still names each call `tool.<name>`.
 
 Arguments are validated again here, because a reviewer may have edited them. A
-refusal the model should hear about (bad arguments, a `ToolError`, an unknown tool)
-is a failed `ToolOutcome`, never retried; any other exception fails the attempt and
-Temporal retries it, which the write tools' idempotency keys make safe.
+refusal the model should hear about (bad arguments, a `ToolError`, an unknown tool, an
+MCP server's error answer) is a failed `ToolOutcome`, never retried; any other exception
+(an MCP server that cannot be reached) fails the attempt and Temporal retries it, which
+the write tools' idempotency keys make safe.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from temporalio import activity
 from temporalio.common import RawValue
@@ -28,7 +29,7 @@ HEARTBEAT_EVERY_SECONDS = 1.0
 
 
 class ToolActivity:
-    def __init__(self, ports: Ports, *, tools: Callable[[], ToolRegistry]) -> None:
+    def __init__(self, ports: Ports, *, tools: Callable[[], Awaitable[ToolRegistry]]) -> None:
         self.ports = ports
         self.tools = tools
 
@@ -44,7 +45,7 @@ class ToolActivity:
     async def run(self, req: ToolRequest, *, tool_name: str) -> ToolOutcome:
         if req.tool != tool_name:
             return _refused(req, f"the {tool_name} activity cannot run {req.tool!r}")
-        definition = self.tools().get(tool_name)
+        definition = (await self.tools()).get(tool_name)
         if definition is None:
             return _refused(req, f"the tool {tool_name!r} is no longer available")
         try:

@@ -11,6 +11,12 @@ DecisionAction = Literal["approve", "reject"]
 # policy's default action applies, recorded as decided by the system.
 ApprovalOutcome = Literal["approved", "rejected", "withdrawn"]
 ApprovalEventKind = Literal["requested", "claimed", "reminder", "decided"]
+# Where a reviewer decided (DecideApproval.channel). Plain strings, not a Literal, so a
+# newer web's channel never fails to decode in an older worker.
+CHANNEL_DASHBOARD = "dashboard"
+CHANNEL_EMAIL = "email"
+CHANNEL_SLACK = "slack"
+DECISION_CHANNELS = (CHANNEL_DASHBOARD, CHANNEL_EMAIL, CHANNEL_SLACK)
 
 # Custom search attributes the dashboard lists pending approvals with. The dev
 # server registers them at start (config.processes); a cluster needs them too.
@@ -80,6 +86,15 @@ class PendingApproval:
     claimed_by_id: int = 0
     claimed_by: str = ""
     reminded: bool = False
+    # Where the tool comes from ("" for a built-in tool: "MCP server Warehouse (warehouse)")
+    # and what it says it does, as its source describes it (text from outside: shown as text).
+    tool_source: str = ""
+    tool_description: str = ""
+    # False when the tool's server is marked not idempotent in the admin.
+    tool_idempotent: bool = True
+    # The agent whose call it is (its slug; "" before agents): routes it to the reviewers
+    # of that agent.
+    agent: str = ""
 
 
 @dataclass
@@ -108,6 +123,8 @@ class DecideApproval:
     edited_arguments: str = ""
     # The tool's one-line summary of the edited arguments: what will run.
     summary: str = ""
+    # Where the reviewer decided: one of DECISION_CHANNELS.
+    channel: str = CHANNEL_DASHBOARD
 
 
 @dataclass
@@ -123,6 +140,9 @@ class ApprovalDecided:
     by_system: bool = False
     # With edited arguments: the summary of what ran ("" = the request's own summary).
     summary: str = ""
+    # The reviewer's channel (DECISION_CHANNELS); "" for the deadline, a withdrawal, or a
+    # decision recorded before channels existed.
+    channel: str = ""
 
 
 @dataclass
@@ -161,3 +181,6 @@ class ApprovalEvent:
 @dataclass
 class ApprovalEventRecorded:
     call_id: str
+    # Who the event was delivered to and where ("email:rita", "slack:#approvals"): the
+    # workflow's history keeps it, as the record of who was asked and reminded where.
+    asked: list[str] = field(default_factory=list)

@@ -60,6 +60,8 @@ class ChatMessage:
     # Set on replies: why the model stopped ("stop", "tool_calls", or "length" and
     # "content_filter" for a reply cut short). Empty in payloads from before it existed.
     finish_reason: str = ""
+    # Set on replies: the agent that wrote it (its slug; "" before agents existed).
+    agent: str = ""
 
 
 @dataclass
@@ -100,6 +102,11 @@ class AgentState:
     turn_steps: int = 0
     # Messages not yet mirrored to the database (the next activity does it).
     unrecorded: list[ChatMessage] = field(default_factory=list)
+    # The agent answering (its slug): "" until the first step says which one the
+    # conversation started with; a hand-off changes it.
+    agent: str = ""
+    # That agent's model calls per turn, as its last step read it (0: config's limit).
+    agent_max_steps: int = 0
 
 
 @dataclass
@@ -211,6 +218,9 @@ class LlmRequest:
     # User messages among them that waited behind a turn: pages show them as queued
     # until this step announces them.
     waited_message_ids: list[str] = field(default_factory=list)
+    # The agent to answer as ("": the one the conversation was started with). Read by the
+    # activity on every call, so an admin's change applies from the next call.
+    agent: str = ""
 
 
 @dataclass
@@ -224,6 +234,9 @@ class LlmResult:
     stopped: bool = False
     # tool_calls validated and classified, in the same order.
     planned_calls: list[PlannedCall] = field(default_factory=list)
+    # The agent that answered, and its model calls per turn (0: config's limit).
+    agent: str = ""
+    max_steps_per_turn: int = 0
 
 
 @dataclass

@@ -37,7 +37,8 @@ streamed requests only. The delays and ``reply`` override apply to every matchin
 after its faults are used up. ``GET /control/rules`` shows what is left,
 ``DELETE /control/rules`` clears rules, directive counts and the request log, and
 ``GET /control/requests`` returns
-``[{"at": unix_ts, "last_user": str, "status": int, "stream": bool}]``.
+``[{"at": unix_ts, "last_user": str, "status": int, "stream": bool, "model": str,
+"system": str, "tools": [name, ...]}]`` (the model, system prompt and tools an agent sent).
 A rule ``{"match": "", "chunk_delay_ms": 0}`` changes the pace of every request.
 
 Inline directives (for demos typed into the chat)
@@ -57,6 +58,13 @@ after 5 events with that finish reason.
 ``[[slow 200]]``  200 ms between streamed chunks.
 ``[[loop N]]``  call the first offered tool until N tool results follow the user
 message, then answer "Finished N steps." (drives long agent runs).
+``[[call TOOL {json}]]``  call exactly this offered tool (an MCP server's as
+``<server>__<tool>``, a hand-off as ``handoff_to_<agent>``) with these arguments.
+
+Phrases call tools too (script.PHRASES): "stock of KB-01", "reserve 2 of KB-01 for
+order 1001" and "reservations for order 1001" call an offered MCP tool named
+``check_stock``, ``reserve_stock`` or ``list_reservations`` (any server's), and
+"talk to warehouse" the offered hand-off ``handoff_to_warehouse``.
 
 ``times`` defaults to 1 and counts per (directive, conversation), the
 conversation being identified by a hash of its first user message, so a retry of

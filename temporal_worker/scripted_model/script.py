@@ -8,10 +8,16 @@ Decision order:
 
 1. ``[[loop N]]`` in the last user message: call the first offered tool until N
    tool results follow that user message, then answer "Finished N steps.".
-2. The last message is a ``tool`` result: summarise the results, one bullet per tool.
-3. Tool phrases in the last user message (see `PHRASES`), for offered tools only.
+2. ``[[call TOOL {json}]]`` in the last user message: call the first such tool that is
+   offered, with exactly these arguments (an MCP tool by its `<server>__<tool>` name).
+3. The last message is a ``tool`` result: summarise the results, one bullet per tool;
+   after a hand-off, the new agent greets the user and takes up the last user message
+   again with its own tools (steps 2 and 4, hand-offs left out).
+4. Tool phrases in the last user message (see `PHRASES`), for offered tools only: a
+   phrase for `check_stock` also calls an offered MCP tool `<server>__check_stock`, and
+   "talk to <agent>" calls an offered hand-off `handoff_to_<agent>`.
    Clauses joined by " and " or ";" become several tool calls in one reply.
-4. Otherwise a fixed Markdown template that echoes the user's message.
+5. Otherwise a fixed Markdown template that echoes the user's message.
 
 Text inside ``[[...]]`` is a directive for the server (faults, slowness) or the
 script (loop); it is removed before phrases are matched or the message is echoed.
@@ -35,6 +41,8 @@ LOOP_RE = re.compile(r"\[\[\s*loop\s+(\d+)\s*\]\]", re.IGNORECASE)
 # [[call TOOL {json}]]: call exactly this tool with these arguments (tests, demos).
 CALL_RE = re.compile(r"\[\[\s*call\s+(\w+)\s*(\{.*?\})?\s*\]\]", re.IGNORECASE | re.DOTALL)
 _STEP_RE = re.compile(r"step (\d+)")
+HANDOFF_PREFIX = "handoff_to_"
+MCP_SEPARATOR = "__"
 # Clause separators; the capture group keeps them so merged clauses read as typed.
 _CLAUSE_SPLIT_RE = re.compile(r"(\s+and\s+|\s*;\s*)", re.IGNORECASE)
 _QUOTE_LIMIT = 200
@@ -89,6 +97,9 @@ def _query(match: re.Match[str], _clause: str) -> dict[str, Any]:
 
 
 _ORDER = r"order\s+(?:#\s*|no\.?\s*|number\s+)?(?P<order_id>\d+)"
+_SKU = r"(?:sku\s+)?(?P<sku>[A-Za-z]{1,6}-\d{1,4})"
+# A hand-off phrase names its agent; the tool is the offered `handoff_to_<agent>`.
+HANDOFF_PHRASE = "handoff"
 
 # Checked in order, first match among the offered tools wins, so the specific
 # phrases come before the catch-all "order <id>". Teach a tool in one line here.
@@ -122,6 +133,28 @@ PHRASES: list[ToolPhrase] = [
     _phrase("search_orders", r"\bfind\s+orders\s+(?:for|by|from|of)\s+(?P<query>.+)", _query),
     _phrase("search_help", r"\bhelp\s+with\s+(?P<query>.+)", _query),
     _phrase("search_help", r"\bhow\s+do\s+i\s+(?P<query>.+)", _query),
+    # The demo warehouse's MCP tools (shop/mcp_server.py).
+    _phrase(
+        "reserve_stock",
+        rf"\breserve\s+(?P<quantity>\d+)\s+(?:units?\s+)?(?:of\s+)?{_SKU}\s+for\s+{_ORDER}",
+        lambda m, _: {
+            "sku": m["sku"].upper(),
+            "quantity": int(m["quantity"]),
+            "order_id": int(m["order_id"]),
+        },
+    ),
+    _phrase(
+        "check_stock",
+        rf"\bstock\s+(?:level\s+)?(?:of|for)\s+{_SKU}",
+        lambda m, _: {"sku": m["sku"].upper()},
+    ),
+    _phrase("list_reservations", rf"\breservations\s+(?:of|for|on)\s+{_ORDER}", _order),
+    _phrase(
+        HANDOFF_PHRASE,
+        r"\b(?:talk|speak|transfer\s+me|hand\s+(?:me\s+)?(?:over|off))\s+to\s+(?:the\s+)?"
+        r"(?P<agent>[A-Za-z][\w-]*)",
+        lambda m, _: {"reason": "The user asked for this agent."},
+    ),
     # Also covers "status of order N".
     _phrase("get_order", rf"\b{_ORDER}\b", _order),
 ]
@@ -201,24 +234,58 @@ def reply_for(
             messages, tools, int(loop.group(1)), _loop_steps_done(messages[(user_index or 0) :])
         )
 
-    call = CALL_RE.search(user_text)
-    if call is not None and not (messages and messages[-1].get("role") == "tool"):
-        name, arguments = call.group(1), call.group(2) or "{}"
-        if name in offered_tool_names(tools):
-            tool_call = ScriptedToolCall(
-                id=tool_call_id(messages, 0), name=name, arguments_json=arguments
-            )
-            return ScriptedReply(
-                content=_tool_preamble(user_text, [tool_call]), tool_calls=[tool_call]
-            )
-
-    if messages and messages[-1].get("role") == "tool":
+    offered = offered_tool_names(tools)
+    after_tools = bool(messages) and messages[-1].get("role") == "tool"
+    handed_to = _handed_off_to(messages) if after_tools else None
+    if handed_to is not None:
+        # The agent handed to takes the question up again, with its own tools.
+        offered = [name for name in offered if not name.startswith(HANDOFF_PREFIX)]
+    elif after_tools:
         return ScriptedReply(content=_summarise_tool_results(messages))
 
-    calls = _phrase_calls(messages, strip_directives(user_text), offered_tool_names(tools))
+    calls = _directed_calls(messages, user_text, offered) or _phrase_calls(
+        messages, strip_directives(user_text), offered
+    )
+    greeting = f"You are now talking to the {handed_to} agent. " if handed_to else ""
     if calls:
-        return ScriptedReply(content=_tool_preamble(user_text, calls), tool_calls=calls)
-    return ScriptedReply(content=_plain_reply(user_text, len(offered_tool_names(tools))))
+        return ScriptedReply(content=greeting + _tool_preamble(user_text, calls), tool_calls=calls)
+    if handed_to is not None:
+        return ScriptedReply(content=greeting + "How can I help?")
+    return ScriptedReply(content=_plain_reply(user_text, len(offered)))
+
+
+def _directed_calls(
+    messages: Sequence[Message], user_text: str, offered: Sequence[str]
+) -> list[ScriptedToolCall]:
+    """The first ``[[call TOOL {json}]]`` of the message whose tool is offered."""
+    for call in CALL_RE.finditer(user_text):
+        name, arguments = call.group(1), call.group(2) or "{}"
+        if name in offered:
+            return [
+                ScriptedToolCall(id=tool_call_id(messages, 0), name=name, arguments_json=arguments)
+            ]
+    return []
+
+
+def _handed_off_to(messages: Sequence[Message]) -> str | None:
+    """The agent's name if the tool results that end the conversation include a hand-off."""
+    start = len(messages)
+    while start > 0 and messages[start - 1].get("role") == "tool":
+        start -= 1
+    names: dict[str, str] = {}
+    if start > 0:
+        for call in messages[start - 1].get("tool_calls") or []:
+            function = call.get("function") or {}
+            names[str(call.get("id"))] = str(function.get("name") or "")
+    for result in messages[start:]:
+        if names.get(str(result.get("tool_call_id")), "").startswith(HANDOFF_PREFIX):
+            try:
+                recorded = json.loads(message_text(result))
+            except ValueError:
+                recorded = {}
+            if isinstance(recorded, Mapping) and recorded.get("handed_off_to"):
+                return str(recorded.get("agent") or recorded["handed_off_to"])
+    return None
 
 
 def _tool_preamble(user_text: str, calls: Sequence[ScriptedToolCall]) -> str:
@@ -265,12 +332,31 @@ def _loop_step(
     return ScriptedReply(content=None, tool_calls=[call])
 
 
-def _first_match(clause: str, offered: Sequence[str]) -> tuple[ToolPhrase, re.Match[str]] | None:
+def _offered_as(tool: str, offered: Sequence[str], match: re.Match[str]) -> str | None:
+    """The offered name a phrase's tool has: itself, an MCP server's `<server>__<tool>`, or
+    for a hand-off phrase the offered `handoff_to_<agent>` of the agent it names."""
+    if tool == HANDOFF_PHRASE:
+        agent = match["agent"].lower().replace("-", "_")
+        handoffs = [name for name in offered if name.startswith(HANDOFF_PREFIX)]
+        exact = f"{HANDOFF_PREFIX}{agent}"
+        if exact in handoffs:
+            return exact
+        return next((n for n in handoffs if n.removeprefix(HANDOFF_PREFIX).startswith(agent)), None)
+    if tool in offered:
+        return tool
+    return next((name for name in offered if name.endswith(f"{MCP_SEPARATOR}{tool}")), None)
+
+
+def _first_match(
+    clause: str, offered: Sequence[str]
+) -> tuple[ToolPhrase, re.Match[str], str] | None:
     for phrase in PHRASES:
-        if phrase.tool in offered:
-            match = phrase.pattern.search(clause)
-            if match is not None:
-                return phrase, match
+        match = phrase.pattern.search(clause)
+        if match is None:
+            continue
+        name = _offered_as(phrase.tool, offered, match)
+        if name is not None:
+            return phrase, match, name
     return None
 
 
@@ -300,11 +386,11 @@ def _phrase_calls(
         found = _first_match(clause, offered)
         if found is None:
             continue
-        phrase, match = found
+        phrase, match, name = found
         arguments = json.dumps(phrase.build(match, clause), ensure_ascii=False)
         calls.append(
             ScriptedToolCall(
-                id=tool_call_id(messages, len(calls)), name=phrase.tool, arguments_json=arguments
+                id=tool_call_id(messages, len(calls)), name=name, arguments_json=arguments
             )
         )
     return calls

@@ -14,7 +14,7 @@ import re
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -27,6 +27,7 @@ from .script import (
     first_user_text,
     last_user_text,
     message_text,
+    offered_tool_names,
     reply_for,
 )
 
@@ -197,8 +198,29 @@ class ScriptedModelState:
         self.requests.clear()
         self.inline_fired.clear()
 
-    def log(self, last_user: str, status: int, stream: bool, at: float) -> None:
-        self.requests.append({"at": at, "last_user": last_user, "status": status, "stream": stream})
+    def log(
+        self,
+        last_user: str,
+        status: int,
+        stream: bool,
+        at: float,
+        *,
+        model: str = "",
+        system: str = "",
+        tools: Sequence[str] = (),
+    ) -> None:
+        self.requests.append(
+            {
+                "at": at,
+                "last_user": last_user,
+                "status": status,
+                "stream": stream,
+                # What the agent sent: its model, system prompt and offered tools' names.
+                "model": model,
+                "system": system,
+                "tools": list(tools),
+            }
+        )
 
     def plan(self, last_user: str, first_user: str) -> Plan:
         """Pick the fault and timing for a request. No await: consumption is atomic."""
@@ -417,13 +439,19 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
     stream = body.get("stream") is True
     last_user = last_user_text(messages)
+    # What the agent sent: its model, system prompt and the names of the tools it offered.
+    seen: dict[str, Any] = {
+        "model": str(body.get("model") or ""),
+        "system": next((message_text(m) for m in messages if m.get("role") == "system"), ""),
+        "tools": offered_tool_names(tools if isinstance(tools := body.get("tools"), list) else []),
+    }
     problem = _invalid_message(messages)
     if problem is not None:
-        state.log(last_user, 400, stream, arrived)
+        state.log(last_user, 400, stream, arrived, **seen)
         return _bad_request(problem)
     plan = state.plan(last_user, first_user_text(messages))
     fault = plan.fault
-    state.log(last_user, fault.status if fault else 200, stream, arrived)
+    state.log(last_user, fault.status if fault else 200, stream, arrived, **seen)
 
     if fault is not None and fault.latency_ms:
         await asyncio.sleep(fault.latency_ms / 1000)

@@ -1,96 +1,67 @@
 """The tool registry: every tool the agent may call, from every source, in one place.
 
-A tool is a `Tool`: a name, a description, a JSON schema for its arguments, read or
-write, a way to validate arguments (the model's, and a reviewer's edits) into
-canonical JSON, a one-line summary for reviewers, and a way to run. Code tools are
-async functions declared with `@tool` in the modules settings.AGENT_TOOL_MODULES
-lists; other sources (MCP servers) add their own `Tool`s. Every process (worker,
-web, the reviewer's edit form, the planner) gets the same registry by calling
-`tool_registry()`: which tools exist never depends on which modules happened to be
-imported. Django settings are read only by `tool_registry()`; tool implementations may use Django.
+A tool is a `Tool` (temporal_worker.tools.base): a name, a description, a JSON schema for
+its arguments, read or write, a way to validate arguments (the model's, and a reviewer's
+edits) into canonical JSON, a one-line summary for reviewers, and a way to run. Two
+sources feed it: code tools, async functions declared with `@tool` in the modules
+settings.AGENT_TOOL_MODULES lists, and MCP servers registered in the admin, whose tools
+come from the last list the worker stored (settings.AGENT_MCP_CATALOG reads it).
+
+Every process (worker, web, the reviewer's edit form, the planner) gets the same registry
+by calling `tool_registry()` (or `atool_registry()` in async code): which tools exist never
+depends on which modules happened to be imported. Django settings are read only here;
+tool implementations may use Django.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
-import json
+import logging
+import threading
+import time
 import typing
-from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from pydantic import BaseModel, ValidationError
 
 from temporal_worker.contracts.tools import ToolKind
+from temporal_worker.tools.base import (
+    Tool,
+    ToolArgumentsError,
+    ToolContext,
+    ToolError,
+    ValidArguments,
+    canonical_json,
+)
+from temporal_worker.tools.mcp.names import builtin_name_problem
+from temporal_worker.tools.mcp.tool import mcp_tools
 
+__all__ = [
+    "CodeTool",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolContext",
+    "ToolError",
+    "ToolRegistry",
+    "ValidArguments",
+    "atool_registry",
+    "canonical_json",
+    "mcp_catalog_changed",
+    "mcp_tools",
+    "tool",
+    "tool_registry",
+]
 
-class ToolError(Exception):
-    """A failure the model should hear about (order not found, refund too large...).
+logger = logging.getLogger(__name__)
 
-    Not retried: the tool answers with the error as its result.
-    """
-
-
-class ToolArgumentsError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class ToolContext:
-    conversation_id: str
-    workflow_id: str
-    call_id: str
-    requester_id: int
-    attempt: int = 1
-
-    @property
-    def idempotency_key(self) -> str:
-        # Unique per write: an activity retried after its write took effect finds it.
-        return f"{self.workflow_id}:{self.call_id}"
-
-
-@dataclass(frozen=True)
-class ValidArguments:
-    """Arguments that passed the tool's schema: the parsed value and its canonical JSON."""
-
-    value: Any
-    canonical: str
-
-
-class Tool(ABC):
-    name: str
-    description: str
-    kind: ToolKind
-    # The argument an approval policy's threshold compares against (refunds: "amount").
-    threshold_argument: str | None = None
-
-    @abstractmethod
-    def parameters(self) -> dict[str, Any]:
-        """The JSON schema of the arguments, as the model is shown it."""
-
-    @abstractmethod
-    def validate(self, raw_arguments: str) -> ValidArguments:
-        """Parse and check JSON arguments; raises ToolArgumentsError with what is wrong."""
-
-    @abstractmethod
-    def summarize(self, arguments: ValidArguments) -> str:
-        """One line for reviewers and the chat ("Refund 30.00 EUR on order #1009")."""
-
-    @abstractmethod
-    async def run(self, arguments: ValidArguments, ctx: ToolContext) -> Any:
-        """Do it; a ToolError is the answer the model hears, anything else is retried."""
-
-    def openai_schema(self) -> dict[str, Any]:
-        return {
-            "type": "function",
-            "function": {
-                "name": self.name,
-                "description": self.description,
-                "parameters": self.parameters(),
-            },
-        }
-
+# How long a process trusts its copy of the MCP catalog (another process's refresh shows
+# within this; a change made in this process shows at once, see mcp_catalog_changed).
+CATALOG_MAX_AGE_SECONDS = 2.0
 
 Implementation = Callable[[Any, ToolContext], Awaitable[Any]]
 
@@ -163,10 +134,6 @@ def tool(
     return declare
 
 
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
 class ToolRegistry:
     """Tools by name, and the OpenAI `tools` schema sent with every model call."""
 
@@ -203,18 +170,98 @@ def code_tools(modules: Sequence[str]) -> list[Tool]:
     for module_name in modules:
         module = importlib.import_module(module_name)
         found.extend(value for value in vars(module).values() if isinstance(value, CodeTool))
+    for item in found:
+        problem = builtin_name_problem(item.name)
+        if problem:
+            raise ValueError(f"tool {problem}: choose another name")
     return found
 
 
-_registries: dict[tuple[str, ...], ToolRegistry] = {}
+@dataclass(frozen=True)
+class _Catalog:
+    """MCP tools as this process last read them: rebuilt only when a server changed."""
+
+    key: tuple[tuple[str, str], ...] = ()
+    tools: tuple[Tool, ...] = ()
+    loaded_at: float = float("-inf")
+
+
+_catalog = _Catalog()
+_catalog_lock = threading.Lock()
+_registries: dict[tuple[Any, ...], ToolRegistry] = {}
 
 
 def tool_registry() -> ToolRegistry:
-    """The registry every process uses: the code tools of settings.AGENT_TOOL_MODULES."""
+    """The registry every process uses: the code tools of settings.AGENT_TOOL_MODULES and
+    the MCP servers' tools as the worker last listed them."""
+    if time.monotonic() - _catalog.loaded_at >= CATALOG_MAX_AGE_SECONDS:
+        _load_catalog_here()
+    return _registry()
+
+
+async def atool_registry() -> ToolRegistry:
+    """`tool_registry()` for async code: the catalog is read on Django's database thread."""
+    if time.monotonic() - _catalog.loaded_at >= CATALOG_MAX_AGE_SECONDS:
+        await sync_to_async(_load_catalog)()
+    return _registry()
+
+
+def mcp_catalog_changed() -> None:
+    """A server or its list changed in this process: read the catalog again at next use."""
+    global _catalog
+    _catalog = _Catalog(key=_catalog.key, tools=_catalog.tools)
+
+
+def _registry() -> ToolRegistry:
     from django.conf import settings
 
-    modules = tuple(settings.AGENT_TOOL_MODULES)
-    registry = _registries.get(modules)
+    catalog = _catalog
+    key = (tuple(settings.AGENT_TOOL_MODULES), catalog.key)
+    registry = _registries.get(key)
     if registry is None:
-        registry = _registries[modules] = ToolRegistry(code_tools(modules))
+        if len(_registries) > 32:
+            _registries.clear()
+        registry = _registries[key] = ToolRegistry([*code_tools(key[0]), *catalog.tools])
     return registry
+
+
+def _load_catalog_here() -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        _load_catalog()
+        return
+    # Async code called the sync form: the ORM may not run on an event loop's thread, so
+    # this one read happens on a thread of its own (async code should await
+    # atool_registry() instead).
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        thread.submit(_load_catalog, close_connections=True).result()
+
+
+def _load_catalog(*, close_connections: bool = False) -> None:
+    """Read the MCP servers from the catalog; on failure keep the last good tools."""
+    global _catalog
+    from django.conf import settings
+    from django.db import connections
+    from django.utils.module_loading import import_string
+
+    try:
+        specs = import_string(settings.AGENT_MCP_CATALOG)()
+    except Exception as err:
+        logger.warning("MCP catalog not read (keeping the last one): %s", err)
+        _catalog = _Catalog(key=_catalog.key, tools=_catalog.tools, loaded_at=time.monotonic())
+        return
+    finally:
+        if close_connections:
+            connections.close_all()
+    key = tuple((spec.name, spec.version) for spec in specs)
+    with _catalog_lock:
+        if key == _catalog.key:
+            _catalog = _Catalog(key=key, tools=_catalog.tools, loaded_at=time.monotonic())
+            return
+        tools: list[Tool] = []
+        for spec in specs:
+            tools.extend(
+                mcp_tools(spec, connect_timeout_seconds=settings.MCP_CONNECT_TIMEOUT_SECONDS).tools
+            )
+        _catalog = _Catalog(key=key, tools=tuple(tools), loaded_at=time.monotonic())

@@ -234,6 +234,8 @@ async def test_a_tool_added_the_documented_way_is_edited_and_approved_on_the_oth
     )
     async with ChatClient(prod.web_urls, behind_proxy=True) as rita:
         await rita.login(web_b, "rita", DEMO_PASSWORD)
+        # Production mode asks reviewers for a second factor: rita sets up an app.
+        await rita.app_enrol(web_b)
 
         async def detail_path() -> str | None:
             async with rita.session.get(f"{web_b}/reviews/") as response:

@@ -476,7 +476,9 @@ async def test_a_stale_decision_says_who_decided_and_when(
     late = await decide(await logged_in(ravi), approval, action="reject", reason="No")
 
     assert late.headers["HX-Retarget"] == f"#{row_id(approval)}-result"
-    assert re.fullmatch(r"Already approved by rita at \d\d:\d\d\.", html_text(body(late)).strip())
+    assert re.fullmatch(
+        r"Already approved by rita via the dashboard at \d\d:\d\d\.", html_text(body(late)).strip()
+    )
 
 
 async def test_a_decision_on_a_conversation_that_never_existed_says_so(

@@ -25,15 +25,17 @@ from django.db import models
 from django.http import HttpResponse
 from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from chatapp.models import Conversation, Message
-from reviews.models import Approval, ApprovalPolicy
+from chatapp.models import Agent, Conversation, LlmProvider, McpServer, Message, Prompt
+from reviews.models import Approval, ApprovalPolicy, ReviewerProfile
 from shop.models import OrderStatusChange, OutboxEmail, Refund
 from tests.approvals import (
     approval_mirror_create,
     order_create,
     reviewer_create,
 )
+from tests.config.accounts_support import account_admin_objects
 from tests.factories import auser_create
 from tests.helpers import (
     logged_in,
@@ -162,6 +164,64 @@ ROOT_ROWS = [
     # Whether the agent service is reachable: for signed-in pages only.
     Row("service-status", "GET", each(LOGIN, 200, 200, 200, 200), htmx=False),
 ]
+
+VERIFY_FIRST = Redirect("/accounts/verify/?next=")
+SIGNED_IN = each(LOGIN, 200, 200, 200, 200)
+# The second-factor pages (config/accounts). Nobody here has a device and it is not
+# required, so verification has nothing to ask (back to the chat), and the pages that
+# need a verified session send everyone to verify first.
+ACCOUNT_ROWS = [
+    Row("accounts:verify", "GET", each(LOGIN, *[Redirect("/")] * 4), htmx=False),
+    Row("accounts:verify", "POST", each(LOGIN, *[Redirect("/")] * 4), htmx=False),
+    Row("accounts:second-factor", "GET", SIGNED_IN, htmx=False),
+    Row("accounts:totp-setup", "GET", SIGNED_IN, htmx=False),
+    # No code: the form says so.
+    Row("accounts:totp-setup", "POST", each(LOGIN, 422, 422, 422, 422), htmx=False),
+    Row("accounts:recovery-codes", "GET", each(LOGIN, *[VERIFY_FIRST] * 4), htmx=False),
+    Row("accounts:recovery-codes", "POST", each(LOGIN, *[VERIFY_FIRST] * 4), htmx=False),
+    Row("accounts:passkey-registered", "POST", each(LOGIN, *[VERIFY_FIRST] * 4), htmx=False),
+    Row("accounts:device-remove", "POST", each(LOGIN, *[VERIFY_FIRST] * 4), htmx=False),
+    # django-otp-webauthn's JSON endpoints: a ceremony needs a signed-in user (no
+    # passwordless login) and one begun in this session.
+    Row(
+        "otp_webauthn:credential-registration-begin",
+        "POST",
+        each(403, 200, 200, 200, 200),
+        htmx=False,
+    ),
+    Row(
+        "otp_webauthn:credential-registration-complete",
+        "POST",
+        each(403, 400, 400, 400, 400),
+        htmx=False,
+    ),
+    Row(
+        "otp_webauthn:credential-authentication-begin",
+        "POST",
+        each(403, 200, 200, 200, 200),
+        htmx=False,
+    ),
+    Row(
+        "otp_webauthn:credential-authentication-complete",
+        "POST",
+        each(403, 400, 400, 400, 400),
+        htmx=False,
+    ),
+    Row("otp_webauthn:js-i18n-catalog", "GET", each(200, 200, 200, 200, 200), htmx=False),
+]
+ACCOUNT_WRONG_METHOD_ROWS = [
+    Row("accounts:passkey-registered", "GET", each(*[405] * 5), htmx=False),
+    Row("accounts:device-remove", "GET", each(*[405] * 5), htmx=False),
+    *[
+        Row(f"otp_webauthn:{name}", "GET", each(403, *[405] * 4), htmx=False)
+        for name in (
+            "credential-registration-begin",
+            "credential-registration-complete",
+            "credential-authentication-begin",
+            "credential-authentication-complete",
+        )
+    ],
+]
 FORBIDDEN_TO_NON_REVIEWERS = each(LOGIN, 403, 403, 200, 200)
 REVIEW_ROWS = [
     Row("reviews:dashboard", "GET", FORBIDDEN_TO_NON_REVIEWERS, htmx=False),
@@ -171,6 +231,23 @@ REVIEW_ROWS = [
     Row("reviews:claim", "POST", FORBIDDEN_TO_NON_REVIEWERS, _approval),
     Row("reviews:bulk", "POST", FORBIDDEN_TO_NON_REVIEWERS, data=_bulk),
 ]
+# Email links: GET shows, POST decides, both for the reviewer the link was sent to only (a
+# token that is not a signed link is "not valid" to whoever may review). Slack's endpoint
+# takes signed POSTs only, and is not there while Slack is off (the tests' default).
+CHANNEL_ROWS = [
+    *(
+        Row(
+            "reviews:email_decision",
+            method,
+            each(LOGIN, 403, 403, 400, 400),
+            lambda _w: {"token": "not-a-signed-link"},
+            htmx=False,
+        )
+        for method in ("GET", "POST")
+    ),
+    Row("reviews:slack_interactivity", "POST", each(*[404] * 5), htmx=False),
+    Row("reviews:slack_interactivity", "GET", each(*[405] * 5), htmx=False),
+]
 # The other method on every chat and review endpoint is refused before anything else
 # runs, so a GET can never change state (a link or an <img> cannot archive a chat).
 WRONG_METHOD_ROWS = [
@@ -179,8 +256,13 @@ WRONG_METHOD_ROWS = [
 ]
 
 
+def _totp_device(world: World) -> dict[str, Any]:
+    return {"pk": world.objects[TOTPDevice].pk}
+
+
 def _admin_site_rows() -> list[Row]:
     staff_only = each(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200)
+    hidden_secret = each(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 403)
     return [
         Row("admin:index", "GET", staff_only, htmx=False),
         Row("admin:login", "GET", each(200, 200, 200, 200, Redirect("/admin/")), htmx=False),
@@ -192,6 +274,9 @@ def _admin_site_rows() -> list[Row]:
             htmx=False,
         ),
         Row("admin:password_change", "GET", staff_only, htmx=False),
+        # django-otp's pages that show a TOTP secret: off (OTP_ADMIN_HIDE_SENSITIVE_DATA).
+        Row("admin:otp_totp_totpdevice_config", "GET", hidden_secret, _totp_device, htmx=False),
+        Row("admin:otp_totp_totpdevice_qrcode", "GET", hidden_secret, _totp_device, htmx=False),
         Row("admin:password_change_done", "GET", staff_only, htmx=False),
         Row("admin:jsi18n", "GET", staff_only, htmx=False),
         Row("admin:app_list", "GET", staff_only, lambda _w: {"app_label": "chatapp"}, htmx=False),
@@ -260,7 +345,10 @@ def table() -> list[Row]:
     return [
         *CHAT_ROWS,
         *ROOT_ROWS,
+        *ACCOUNT_ROWS,
+        *ACCOUNT_WRONG_METHOD_ROWS,
         *REVIEW_ROWS,
+        *CHANNEL_ROWS,
         *WRONG_METHOD_ROWS,
         *_admin_site_rows(),
         *_admin_model_rows(),
@@ -283,6 +371,21 @@ async def _admin_objects(world: World) -> None:
         conversation,
         message,
         await ApprovalPolicy.objects.acreate(tool_name="issue_refund"),
+        await ReviewerProfile.objects.acreate(user=world.users[REVIEWER], slack_user_id="U0MATRIX"),
+        await LlmProvider.objects.acreate(
+            name="matrix", base_url="http://127.0.0.1:9/v1", default_model="m"
+        ),
+        await McpServer.objects.acreate(
+            name="matrix",
+            title="Matrix",
+            transport=McpServer.Transport.HTTP,
+            url="http://127.0.0.1:9/mcp",
+        ),
+        await Agent.objects.acreate(
+            slug="matrix",
+            name="Matrix",
+            prompt=(await Prompt.objects.aget_or_create(name="matrix-agent"))[0],
+        ),
         order,
         order.customer,
         await Refund.objects.acreate(
@@ -295,6 +398,7 @@ async def _admin_objects(world: World) -> None:
             order=order, from_status="paid", to_status="shipped", idempotency_key="k3"
         ),
     ]
+    made += await account_admin_objects()
     help_article = apps.get_model("shop", "HelpArticle")
     made.append(await help_article.objects.acreate(slug="matrix", title="Matrix", body="Body"))
     if apps.is_installed("chatapp") and "prompt" in apps.all_models["chatapp"]:

@@ -8,6 +8,8 @@ are record_*), so nothing here shows up as a skip.
 
 from __future__ import annotations
 
+import sys
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,14 +19,16 @@ from asgiref.sync import sync_to_async
 from temporalio.client import Client
 
 from chatapp import services
-from chatapp.models import Message
+from chatapp.models import McpServer, Message
 from reviews.models import ApprovalPolicy
 from temporal_worker import client as temporal_client
 from temporal_worker.contracts.approvals import ClaimApproval, PendingApproval
 from temporal_worker.contracts.conversation import conversation_workflow_id
+from temporal_worker.tools.mcp.connections import mcp_pool_close
 from tests.approvals import decision_for, listed_pending
 from tests.factories import user_create
 from tests.helpers import eventually
+from tests.mcp.support import agent_create, conversation_start, listed
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
@@ -145,6 +149,35 @@ async def continue_as_new(client: Client) -> list[str]:
     return [cid]
 
 
+async def handoff(client: Client) -> list[str]:
+    """The front agent hands over; the next step runs as the other agent, with its tools."""
+    desk = await agent_create("desk", tools=["get_order"])
+    await agent_create("front", tools=["search_help"], handoffs=[desk])
+    cid, _ = await conversation_start("talk to desk and status of order 1001", agent="front")
+    await _answered(cid)
+    return [cid]
+
+
+async def mcp_approval(client: Client) -> list[str]:
+    """A write of the demo MCP server (over stdio) waits for a reviewer, then runs with its
+    server's timeout and retry policy."""
+    server = await McpServer.objects.acreate(
+        name="warehouse",
+        title="Warehouse",
+        transport=McpServer.Transport.STDIO,
+        command=sys.executable,
+        args=["-m", "shop.mcp_server", "--data", str(Path(tempfile.mkdtemp()) / "w.sqlite3")],
+        idempotent=True,
+    )
+    assert (await listed(server)).ok
+    await agent_create("warehouse", servers=[server])
+    cid, _ = await conversation_start("reserve 2 of KB-01 for order 1001", agent="warehouse")
+    await _decide(cid, "approve")
+    await _answered(cid)
+    await mcp_pool_close()
+    return [cid]
+
+
 SCENARIOS: dict[str, Scenario] = {
     "plain_turn": plain_turn,
     "parallel_tools": parallel_tools,
@@ -154,6 +187,8 @@ SCENARIOS: dict[str, Scenario] = {
     "approval_claimed": approval_claimed,
     "queued_message": queued_message,
     "continue_as_new": continue_as_new,
+    "handoff": handoff,
+    "mcp_approval": mcp_approval,
 }
 
 

@@ -527,6 +527,93 @@ def test_phrase_table(text: str, expected: list[tuple[str, dict[str, Any]]]) -> 
     assert ("To do that I will call" in (reply.content or "")) == bool(expected)
 
 
+MCP_AND_HANDOFF_TOOLS = [
+    tool(name)
+    for name in (
+        "warehouse__check_stock",
+        "warehouse__reserve_stock",
+        "warehouse__list_reservations",
+        "handoff_to_support",
+        "handoff_to_warehouse",
+    )
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("stock of KB-01?", [("warehouse__check_stock", {"sku": "KB-01"})]),
+        (
+            "reserve 2 of sku kb-01 for order 1001",
+            [("warehouse__reserve_stock", {"sku": "KB-01", "quantity": 2, "order_id": 1001})],
+        ),
+        ("reservations for order 7", [("warehouse__list_reservations", {"order_id": 7})]),
+        (
+            "talk to the warehouse",
+            [("handoff_to_warehouse", {"reason": "The user asked for this agent."})],
+        ),
+        (
+            "transfer me to Support and stock of MS-02",
+            [
+                ("handoff_to_support", {"reason": "The user asked for this agent."}),
+                ("warehouse__check_stock", {"sku": "MS-02"}),
+            ],
+        ),
+        ("talk to billing", []),  # no such hand-off offered
+    ],
+)
+def test_mcp_tools_and_hand_offs_by_phrase(
+    text: str, expected: list[tuple[str, dict[str, Any]]]
+) -> None:
+    reply = reply_for(user(text), MCP_AND_HANDOFF_TOOLS)
+    assert [(c.name, json.loads(c.arguments_json)) for c in reply.tool_calls] == expected
+
+
+def test_a_call_directive_names_an_mcp_tool_or_a_hand_off() -> None:
+    text = '[[call nope {}]] [[call warehouse__check_stock {"sku": "LM-09"}]]'
+    reply = reply_for(user(text), MCP_AND_HANDOFF_TOOLS)
+    # The first directive whose tool is offered.
+    assert [(c.name, c.arguments_json) for c in reply.tool_calls] == [
+        ("warehouse__check_stock", '{"sku": "LM-09"}')
+    ]
+
+
+def test_after_a_hand_off_the_new_agent_takes_the_question_up_again() -> None:
+    text = "talk to warehouse and stock of KB-01"
+    handoff = reply_for(user(text), [tool("handoff_to_warehouse"), tool("get_order")])
+    [call] = handoff.tool_calls
+    assert call.name == "handoff_to_warehouse"
+    messages = [
+        *user(text),
+        {
+            "role": "assistant",
+            "content": handoff.content,
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments_json},
+                }
+            ],
+        },
+        {
+            "role": "tool",
+            "tool_call_id": call.id,
+            "content": json.dumps({"handed_off_to": "warehouse", "agent": "Warehouse"}),
+        },
+    ]
+    # The warehouse agent, with its own tools (and a hand-off back, not taken again).
+    after = reply_for(messages, MCP_AND_HANDOFF_TOOLS)
+    assert (after.content or "").startswith("You are now talking to the Warehouse agent.")
+    assert [(c.name, json.loads(c.arguments_json)) for c in after.tool_calls] == [
+        ("warehouse__check_stock", {"sku": "KB-01"})
+    ]
+    # Nothing of its own to do: it greets.
+    greeting = reply_for(messages, [tool("handoff_to_support")])
+    assert greeting.content == "You are now talking to the Warehouse agent. How can I help?"
+    assert not greeting.tool_calls
+
+
 def test_plain_reply_quotes_at_most_200_characters() -> None:
     content = reply_for(user("x" * 500), None).content or ""
     assert "x" * 199 + "…" in content

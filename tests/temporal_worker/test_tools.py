@@ -13,7 +13,7 @@ from temporalio.testing import ActivityEnvironment
 from shop.models import Customer, HelpArticle, Order, OrderStatusChange, OutboxEmail, Refund
 from temporal_worker.activities.tools import ToolActivity
 from temporal_worker.contracts.tools import ToolOutcome, ToolRequest
-from temporal_worker.tools.registry import tool_registry
+from temporal_worker.tools.registry import atool_registry, tool_registry
 from temporal_worker.worker import product_ports
 
 EXPECTED_TOOLS = {
@@ -112,7 +112,7 @@ async def run(
 ) -> tuple[ToolOutcome, Any]:
     env = ActivityEnvironment()
     env.info = dataclasses.replace(env.info, attempt=attempt, activity_type=f"tool.{name}")
-    tools = ToolActivity(product_ports(), tools=tool_registry)
+    tools = ToolActivity(product_ports(), tools=atool_registry)
     outcome = await env.run(tools.run, request(name, arguments, call_id=call_id), tool_name=name)
     return outcome, json.loads(outcome.content)
 
@@ -152,7 +152,7 @@ async def test_malformed_arguments_are_answered_not_retried(
 
 async def test_a_request_for_another_tool_is_refused() -> None:
     env = ActivityEnvironment()
-    tools = ToolActivity(product_ports(), tools=tool_registry)
+    tools = ToolActivity(product_ports(), tools=atool_registry)
     outcome = await env.run(tools.run, request("delete_everything", {}), tool_name="get_order")
     assert outcome.ok is False
     assert "cannot run 'delete_everything'" in json.loads(outcome.content)["error"]
@@ -160,7 +160,7 @@ async def test_a_request_for_another_tool_is_refused() -> None:
 
 async def test_an_unknown_tool_is_answered_not_retried() -> None:
     env = ActivityEnvironment()
-    tools = ToolActivity(product_ports(), tools=tool_registry)
+    tools = ToolActivity(product_ports(), tools=atool_registry)
     outcome = await env.run(
         tools.run, request("delete_everything", {}), tool_name="delete_everything"
     )

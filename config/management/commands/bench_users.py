@@ -33,7 +33,12 @@ class Command(BaseCommand):
         prefix: str = options["prefix"]
         user_model = get_user_model()
         store_class = import_string(settings.SESSION_ENGINE + ".SessionStore")
-        backend = (settings.AUTHENTICATION_BACKENDS or [DEFAULT_BACKEND])[0]
+        # The first backend that loads users (axes's only refuses logins, it has no get_user).
+        backend = next(
+            path
+            for path in [*settings.AUTHENTICATION_BACKENDS, DEFAULT_BACKEND]
+            if hasattr(import_string(path), "get_user")
+        )
         names = [f"{prefix}{index:04d}" for index in range(1, count + 1)]
         with transaction.atomic():
             existing = set(
