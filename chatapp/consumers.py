@@ -55,6 +55,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self._catch_up()
+        # A request made between the page's render and joining the group was pushed to
+        # nobody: send the pending cards again (the browser de-duplicates them by id).
+        pending = await selectors.approval_list_for_conversation(
+            conversation=conversation, pending_only=True
+        )
+        for approval in pending:
+            await self._send_approval_card(approval.call_id)
 
     async def _catch_up(self) -> None:
         """The page was rendered a moment ago: send what changed before we joined."""

@@ -211,3 +211,23 @@ async def test_a_reload_or_reconnect_while_a_reviewer_decides_shows_the_agent_at
         assert status is not None
         assert 'class="agent-status working"' in status
         assert "Running the agent's tools…" in html_text(status)
+
+
+async def test_a_request_made_before_the_socket_joined_is_sent_on_connect(
+    temporal: TemporalClient, worker: object, owner: AbstractBaseUser
+) -> None:
+    """The page was rendered before the request and its push went to nobody: the socket
+    sends the pending card when it joins (the browser de-duplicates cards by id)."""
+    approval = await refund_requested(temporal, owner)
+    socket = communicator(approval.conversation_id, cookie=await session_cookie(owner))
+    connected, _ = await socket.connect()
+    assert connected
+    frames: list[str] = []
+    try:
+        while not any(f'id="approval-{approval.call_id}"' in frame for frame in frames):
+            frames.append(await socket.receive_from(timeout=RECEIVE_TIMEOUT))
+    finally:
+        await socket.disconnect()
+    card = next(frame for frame in frames if f'id="approval-{approval.call_id}"' in frame)
+    assert 'hx-swap-oob="beforeend:#approvals"' in card
+    assert "Waiting for a reviewer" in html_text(card)
