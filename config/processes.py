@@ -220,10 +220,11 @@ class _SessionExecutor(SimpleExecutor):
         SimpleExecutor.start(self)
 
     def wait_ready(self) -> None:
-        # The deadline runs from launch: when children are launched together and waited
-        # for one after another, a slow first one may use it up, so one that is ready by
-        # then still gets its check (mirakuru's loop tests the deadline first).
-        if isinstance(self, Executor) and not self.check_subprocess():
+        # mirakuru's deadline runs from launch. Children are launched together and waited
+        # for one after another, so a slow first one would use up the others' time: each
+        # gets its whole timeout from the moment it is waited for.
+        if isinstance(self, Executor):
+            self._set_timeout()
             self.wait_for(self.check_subprocess)
 
     def stop(
