@@ -25,6 +25,9 @@ Measured (median and p95; product figures also as a ratio to the floor of the ru
 (g) MCP tools: one tool built in, on an MCP server over stdio and over Streamable HTTP,
     side by side (the call, and a turn that makes it), and listing a server's tools
     cold, over an open session, and from the registry's cache;
+(h) tracing: the same agent step with telemetry off and on (OTLP export to a local
+    receiver, temporalio's TracingInterceptor, the product's spans and metrics), interleaved
+    (`--tracing-only` runs just this section);
 plus step latency by concurrency (1/4/16 conversations in parallel).
 
 Writes bench/results/bench.json and bench/results/latency.png.
@@ -80,6 +83,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mcp-runs", type=int, default=40, help="samples per MCP figure")
     parser.add_argument("--mcp-list-reps", type=int, default=5, help="cold listings per transport")
     parser.add_argument("--concurrency", default="1,4,16")
+    parser.add_argument("--trace-runs", type=int, default=60, help="samples of (h), on and off")
+    parser.add_argument(
+        "--tracing-only", action="store_true", help="only (h): a step, tracing off vs on"
+    )
     parser.add_argument("--no-web", action="store_true", help="skip the web-layer stack")
     parser.add_argument(
         "--model-in-process",
@@ -106,7 +113,59 @@ async def in_process(var_dir: str, users: harness.Users, args: argparse.Namespac
         mcp_url = exits.enter_context(harness.mcp_lab_http())
         async with harness.in_process_stack(var_dir, users, model_url=model_url) as stack:
             progress("stack up: Temporal dev server, product worker, floor worker, model")
-            return await _measure(stack, args, mcp_url=mcp_url)
+            if args.tracing_only:
+                return await _measure_tracing(stack, args)
+            return {
+                **await _measure(stack, args, mcp_url=mcp_url),
+                **await _measure_tracing(stack, args),
+            }
+
+
+async def _measure_tracing(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from bench import scenarios as sc
+    from bench.tracing import traced_step, tracing_lab
+
+    async with tracing_lab(stack) as lab:
+        measures = [traced_step(lab, on=False), traced_step(lab, on=True)]
+        await sc.interleaved(measures, 3, label="(h) warm-up")
+        for measure in measures:
+            measure.samples.clear()
+        await sc.interleaved(measures, args.trace_runs, label="(h) tracing off vs on")
+    # How many OTLP exports (traces and metrics) the receiver took: tracing really ran.
+    return {**{m.name: m for m in measures}, "otlp_exports": stack.extra["otlp_exports"]}
+
+
+def tracing_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
+    off = res["step_trace_off"].series("reply_out")
+    on = res["step_trace_on"].series("reply_out")
+    return [
+        row(
+            "h", "step_trace_off", "agent step, telemetry off (the default)", off, short="trace off"
+        ),
+        row(
+            "h",
+            "step_trace_on",
+            "agent step, telemetry on (spans + metrics over OTLP)",
+            on,
+            short="trace on",
+            floor=summary(off),
+            ratio_to="step_trace_off",
+        ),
+        row(
+            "h",
+            "step_trace_off_cpu",
+            "  its CPU time, telemetry off",
+            res["step_trace_off"].series("cpu"),
+        ),
+        row(
+            "h",
+            "step_trace_on_cpu",
+            "  its CPU time, telemetry on",
+            res["step_trace_on"].series("cpu"),
+            floor=summary(res["step_trace_off"].series("cpu")),
+            ratio_to="step_trace_off_cpu",
+        ),
+    ]
 
 
 async def _measure(stack: Any, args: argparse.Namespace, *, mcp_url: str) -> dict[str, Any]:
@@ -626,14 +685,23 @@ def main(argv: list[str] | None = None) -> None:
         users = harness.users_create()
         res = asyncio.run(in_process(var_dir, users, args))
     web = None
-    if not args.no_web:
+    if not args.no_web and not args.tracing_only:
         from bench.web import run_web
 
         web = run_web(args.web_runs)
     machine["loadavg_end"] = harness.load_average()
     machine["bench_seconds"] = round(time.monotonic() - started, 1)
 
-    rows = build_rows(res, web)
+    if args.tracing_only:
+        rows = tracing_rows(res)
+        rows[0]["first"] = True
+        print()
+        print(report.table(rows))
+        print(f"\nOTLP exports received: {res['otlp_exports']}")
+        print(f"machine: {machine['nproc']} x {machine['cpu_model']}")
+        report.write_json({"machine": machine, "results": rows}, report.RESULTS / "tracing.json")
+        return
+    rows = build_rows(res, web) + tracing_rows(res)
     concurrency = {
         name: {str(level): summary(values) for level, values in by_level.items()}
         for name, by_level in res["concurrency"].items()

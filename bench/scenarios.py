@@ -429,7 +429,12 @@ def stamped_progress() -> Any:
     original_publish = ChannelLayerPublisher.publish
 
     async def stream_completion(
-        settings: Any, messages: Any, *, tools: Any, on_delta: Callable[[str], Awaitable[None]]
+        settings: Any,
+        messages: Any,
+        *,
+        tools: Any,
+        on_delta: Callable[[str], Awaitable[None]],
+        usage: Any = None,
     ) -> Any:
         stamps.tokens.clear()
         length = 0
@@ -440,7 +445,7 @@ def stamped_progress() -> Any:
             stamps.tokens.append((length, now()))
             await on_delta(delta)
 
-        return await original_stream(settings, messages, tools=tools, on_delta=stamped)
+        return await original_stream(settings, messages, tools=tools, on_delta=stamped, usage=usage)
 
     async def publish(self: ChannelLayerPublisher, group: str, event: LiveEvent) -> None:
         if isinstance(event, ReplyDelta):

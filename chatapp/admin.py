@@ -25,6 +25,7 @@ from chatapp.models import (
     secret_name_validator,
 )
 from chatapp.prompt_services import prompt_version_activate, prompt_version_next
+from chatapp.usage_admin import ModelCallInline
 from reviews.admin import ReadOnlyMirrorMixin, temporal_ui_link
 from temporal_worker.tools.registry import mcp_tools, tool_registry
 
@@ -72,7 +73,8 @@ class ConversationAdmin(admin.ModelAdmin):
         "archived_at",
         "workflow",
     )
-    inlines = [MessageInline]
+    # Its model calls show each one's tokens, cost and trace (chatapp/usage_admin.py).
+    inlines = [MessageInline, ModelCallInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # conversations start from the chat, as workflows

@@ -14,6 +14,7 @@ from django.template.loader import render_to_string
 from django.utils.html import format_html
 
 from chatapp import selectors
+from chatapp.models import Message
 from temporal_worker import client
 from temporal_worker.contracts.errors import NotFound
 from temporal_worker.contracts.events import (
@@ -25,6 +26,7 @@ from temporal_worker.contracts.events import (
     ReplyDelta,
     ReplyPhase,
     ReplySnapshot,
+    ToolResultReady,
     conversation_group,
 )
 
@@ -36,6 +38,11 @@ CLOSE_NOT_FOUND = 4404
 
 class ConversationConsumer(AsyncWebsocketConsumer):
     group: str | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The text of the reply streaming now, as this socket has seen it.
+        self._streamed: dict[str, str] = {}
 
     async def connect(self) -> None:
         user = self.scope["user"]
@@ -101,9 +108,21 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def chat_delta(self, message: dict[str, Any]) -> None:
         event = ReplyDelta.from_message(message)
+        text = self._streamed.get(event.reply_id, "" if event.offset == 0 else None)
+        if text is None or len(text) != event.offset:
+            # A gap (a lost delta, or joined mid-reply): the next snapshot heals it.
+            return
+        self._streamed = {event.reply_id: text + event.delta}
+        # The whole reply so far, rendered as it will be when recorded: Markdown is not
+        # append-only (a closing ``` restyles what came before), so the body is replaced.
         await self.send(
-            text_data=format_html(
-                '<span hx-swap-oob="beforeend:#stream-{}">{}</span>', event.reply_id, event.delta
+            text_data=render_to_string(
+                "chat/_stream_body.html",
+                {
+                    "reply_id": event.reply_id,
+                    "partial_text": self._streamed[event.reply_id],
+                    "oob": True,
+                },
             )
         )
 
@@ -114,6 +133,27 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def chat_message(self, message: dict[str, Any]) -> None:
         event = MessageRecorded.from_message(message)
         await self._send_message(event.message_id, final=event.final)
+
+    async def chat_tool_result(self, message: dict[str, Any]) -> None:
+        event = ToolResultReady.from_message(message)
+        # Rendered from the event as the transcript will record it (same id and text);
+        # a repeat of the id is de-duplicated in the browser (chat.js).
+        result = Message(
+            id=uuid.UUID(event.message_id),
+            conversation_id=uuid.UUID(self.conversation_id),
+            seq=0,
+            role=Message.Role.TOOL,
+            content=event.content,
+            status=Message.Status.COMPLETE if event.ok else Message.Status.ERROR,
+            tool_call_id=event.call_id,
+            tool_name=event.tool_name,
+        )
+        await self.send(
+            text_data=format_html(
+                '<div hx-swap-oob="beforeend:#transcript">{}</div>',
+                render_to_string("chat/_message.html", {"message": result}),
+            )
+        )
 
     async def approval_requested(self, message: dict[str, Any]) -> None:
         await self._send_approval_card(ApprovalRequestedEvent.from_message(message).call_id)
@@ -145,6 +185,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def _send_reply(
         self, reply_id: str, *, phase_label: str = "", text: str | None = None
     ) -> None:
+        if text is not None:
+            self._streamed = {reply_id: text}
         context = {
             "reply_id": reply_id,
             "phase_label": phase_label,
@@ -170,13 +212,17 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         message = await selectors.message_get(message_id=uuid.UUID(message_id))
         if message is None or str(message.conversation_id) != self.conversation_id:
             return
-        context = {"message": message, "conversation_id": self.conversation_id}
+        context: dict[str, Any] = {"message": message, "conversation_id": self.conversation_id}
+        if final and message.role == Message.Role.ASSISTANT:
+            # The answer that ends a turn may be regenerated (refused if no longer last).
+            context |= {"last_reply_id": message.id, "regenerate_request_id": uuid.uuid4()}
         transcript = format_html(
             '<div hx-swap-oob="beforeend:#transcript">{}</div>',
             render_to_string("chat/_message.html", context),
         )
-        if message.role == "user":
-            # Recorded when its turn starts: the reply in progress stays as it is.
+        if message.role == "user" or (message.role == "tool" and not message.handoff_to):
+            # Recorded when its turn (or the step after it) starts: the reply in progress
+            # stays as it is; a tool result the page showed live is de-duplicated by id.
             await self.send(text_data=transcript)
             return
         if message.handoff_to:

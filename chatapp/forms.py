@@ -39,3 +39,29 @@ class MessageForm(forms.Form):
 
 class RenameForm(forms.Form):
     title = forms.CharField(max_length=120, strip=True)
+
+
+class SearchForm(forms.Form):
+    q = forms.CharField(
+        label="Search conversations",
+        max_length=200,
+        strip=True,
+        error_messages={"max_length": "Search for at most %(limit_value)d characters."},
+    )
+
+
+class RegenerateForm(forms.Form):
+    # Made when the page was rendered: the update id, so a doubled click counts once.
+    request_id = forms.UUIDField()
+    reply_id = forms.UUIDField()
+
+
+class EditForm(forms.Form):
+    """The last message, edited: sent again under a new id made when the form was
+    rendered (the update id)."""
+
+    message_id = forms.UUIDField()
+    replaces_id = forms.UUIDField()
+    text = forms.CharField(strip=False, error_messages={"required": "A message cannot be empty."})
+
+    clean_text = MessageForm.clean_text

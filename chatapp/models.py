@@ -419,3 +419,32 @@ class AgentToolPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.agent}: {self.tool_name} ({self.get_mode_display()})"
+
+
+class DisplayPreference(models.Model):
+    """How a signed-in user wants pages drawn; read on every page so the theme is
+    rendered server-side (no flash of the wrong one)."""
+
+    class Theme(models.TextChoices):
+        SYSTEM = "system", "Follow the system"
+        LIGHT = "light", "Light"
+        DARK = "dark", "Dark"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="display_preference"
+    )
+    theme = models.CharField(max_length=6, choices=Theme.choices, default=Theme.SYSTEM)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.theme}"
+
+
+# Usage, prices and budgets live in their own module; imported here so Django loads them.
+from chatapp.usage_models import (  # noqa: E402, F401
+    AgentBudget,
+    BudgetHit,
+    ModelCall,
+    ModelPrice,
+    UserBudget,
+)

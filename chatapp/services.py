@@ -13,11 +13,16 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
-from chatapp import ratelimit
+from chatapp import archive, ratelimit
 from chatapp.models import Agent, Conversation, Message
 from chatapp.selectors import agent_default, conversation_get_for_owner
 from temporal_worker import client
-from temporal_worker.contracts.conversation import MessageAccepted, StopResult, text_fingerprint
+from temporal_worker.contracts.conversation import (
+    MessageAccepted,
+    StopResult,
+    VersionAccepted,
+    text_fingerprint,
+)
 from temporal_worker.contracts.errors import Code, NotFound, RateLimited, Refused, Unavailable
 
 TITLE_MAX_CHARS = 60
@@ -178,3 +183,78 @@ async def conversation_archive(
         conversation.archived_at = timezone.now()
         await conversation.asave(update_fields=["archived_at"])
     return conversation
+
+
+async def conversation_unarchive(
+    *, user: AbstractBaseUser, conversation_id: uuid.UUID
+) -> Conversation:
+    """Unarchive: a new run of the same workflow takes over the completed one's state,
+    so the next message is answered with the whole conversation in mind."""
+    conversation = await conversation_get_for_owner(user=user, conversation_id=conversation_id)
+    if conversation.is_archived:
+        await client.conversation_reopen(
+            conversation_id=str(conversation.id),
+            owner_id=user.pk,
+            owner_name=user.get_username(),
+            from_transcript=lambda: archive.state_from_transcript(conversation=conversation),
+        )
+        conversation.archived_at = None
+        await conversation.asave(update_fields=["archived_at"])
+    return conversation
+
+
+async def answer_regenerate(
+    *,
+    user: AbstractBaseUser,
+    conversation_id: uuid.UUID,
+    request_id: uuid.UUID,
+    reply_id: uuid.UUID,
+) -> VersionAccepted:
+    """A new answer to the last message; the earlier one stays, browsable."""
+    conversation = await conversation_get_for_owner(user=user, conversation_id=conversation_id)
+    if conversation.is_archived:
+        raise Refused("This conversation is archived; unarchive it first.", code=Code.ARCHIVED)
+    return await client.answer_regenerate(
+        conversation_id=str(conversation.id), request_id=str(request_id), reply_id=str(reply_id)
+    )
+
+
+async def message_edit(
+    *,
+    user: AbstractBaseUser,
+    conversation_id: uuid.UUID,
+    message_id: uuid.UUID,
+    replaces_id: uuid.UUID,
+    text: str,
+) -> VersionAccepted:
+    """Replace the last message with `text` and answer it anew (a new message id, made
+    when the edit form was rendered: a repeat is applied once and counted once)."""
+    conversation = await conversation_get_for_owner(user=user, conversation_id=conversation_id)
+    if conversation.is_archived:
+        raise Refused("This conversation is archived; unarchive it first.", code=Code.ARCHIVED)
+    existing = await Message.objects.filter(id=message_id).afirst()
+    if existing is not None and (
+        existing.conversation_id != conversation.id or existing.content != text
+    ):
+        raise Refused(DIFFERENT_TEXT, code=Code.MESSAGE_ID_IN_USE)
+    first_send = await ratelimit.message_first_seen(message_id=str(message_id))
+    if first_send:
+        wait = await ratelimit.message_send_wait(user_id=user.pk)
+        if wait:
+            await ratelimit.message_refused(message_id=str(message_id))
+            raise RateLimited(
+                "You are sending messages too quickly; try again in {retry_after} s.",
+                code=Code.RATE_LIMITED,
+                retry_after=wait,
+            )
+    try:
+        return await client.message_edit(
+            conversation_id=str(conversation.id),
+            message_id=str(message_id),
+            replaces_id=str(replaces_id),
+            text=text,
+        )
+    except Exception:
+        if first_send:
+            await ratelimit.message_refused(message_id=str(message_id))
+        raise

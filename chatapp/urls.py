@@ -17,4 +17,10 @@ urlpatterns = [
     ),
     path("c/<uuid:conversation_id>/rename/", views.conversation_rename, name="rename"),
     path("c/<uuid:conversation_id>/archive/", views.conversation_archive, name="archive"),
+    path("c/<uuid:conversation_id>/unarchive/", views.conversation_unarchive, name="unarchive"),
+    path("archive/", views.archive_list, name="archive_list"),
+    path("search/", views.conversation_search, name="search"),
+    path("c/<uuid:conversation_id>/regenerate/", views.answer_regenerate, name="regenerate"),
+    path("c/<uuid:conversation_id>/edit/", views.message_edit, name="edit"),
+    path("c/<uuid:conversation_id>/delete/", views.conversation_delete, name="delete"),
 ]

@@ -19,11 +19,12 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 from django_htmx.middleware import HtmxDetails
 
-from chatapp import selectors, services
-from chatapp.forms import MessageForm, RenameForm
+from chatapp import deletion, search, selectors, services, versions
+from chatapp.forms import EditForm, MessageForm, RegenerateForm, RenameForm, SearchForm
 from chatapp.models import Agent, Message
+from chatapp.starters import STARTERS
 from temporal_worker import client
-from temporal_worker.contracts.errors import Refused, Unavailable, UserError
+from temporal_worker.contracts.errors import Code, Refused, Unavailable, UserError
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -59,6 +60,7 @@ async def home(request: HtmxHttpRequest) -> HttpResponse:
         request,
         conversation=None,
         form=_new_message_form(conversation_id),
+        starters=STARTERS,
         **await _agent_picker(),
     )
     return TemplateResponse(request, "chat/conversation.html", context)
@@ -89,6 +91,9 @@ async def conversation_detail(request: HtmxHttpRequest, conversation_id: uuid.UU
         conversation=conversation,
         agent=await selectors.agent_current(conversation=conversation),
         messages=messages,
+        **_version_controls(
+            conversation.is_archived, [*messages, *_unrecorded_dividers(messages, live)], live
+        ),
         unrecorded=_unrecorded_messages(conversation.id, messages, live),
         live=live,
         pending_approvals=[a for a in approvals if a.status == "pending"],
@@ -96,6 +101,43 @@ async def conversation_detail(request: HtmxHttpRequest, conversation_id: uuid.UU
         form=_new_message_form(conversation.id),
     )
     return TemplateResponse(request, "chat/conversation.html", context)
+
+
+def _version_controls(
+    archived: bool, messages: list[Message], live: client.LiveState | None
+) -> dict[str, Any]:
+    """The transcript with earlier versions folded, and which message may be edited and
+    which reply regenerated: the last ones (while a turn runs or a reviewer decides, the
+    workflow refuses and says why)."""
+    items = versions.transcript_items(messages)
+    controls: dict[str, Any] = {"transcript_items": items}
+    if archived or live is None:
+        return controls
+    shown = [m for m in items if isinstance(m, Message)]
+    last_user = next((m for m in reversed(shown) if m.role == Message.Role.USER), None)
+    if shown and shown[-1].role == Message.Role.ASSISTANT:
+        controls["last_reply_id"] = shown[-1].id
+        controls["regenerate_request_id"] = uuid.uuid4()
+    if last_user is not None:
+        controls["last_user_id"] = last_user.id
+        controls["edit_message_id"] = uuid.uuid4()
+    return controls
+
+
+def _unrecorded_dividers(messages: list[Message], live: client.LiveState | None) -> list[Message]:
+    """A regenerate or an edit the workflow accepted before its step recorded the
+    divider: the page folds the earlier version already."""
+    recorded = {str(m.id) for m in messages}
+    return [
+        Message(
+            id=uuid.UUID(pending.id),
+            seq=pending.seq,
+            role=Message.Role.NOTICE,
+            error_kind=pending.notice_kind,
+        )
+        for pending in (live.unrecorded if live is not None else [])
+        if pending.notice_kind and pending.id not in recorded
+    ]
 
 
 def _unrecorded_messages(
@@ -108,7 +150,7 @@ def _unrecorded_messages(
     recorded = {str(m.id) for m in messages}
     shown = []
     for pending in live.unrecorded:
-        if pending.id in recorded:
+        if pending.id in recorded or pending.notice_kind:
             continue
         message = Message(
             id=uuid.UUID(pending.id),
@@ -157,6 +199,10 @@ async def message_send(request: HtmxHttpRequest) -> HttpResponse:
         "accepted": sent.accepted,
         "form": _new_message_form(sent.conversation.id),
         "conversation": sent.conversation,
+        # The newest message may be edited once its answer is in (the workflow refuses
+        # before, and refuses an older one after, each with a reason).
+        "last_user_id": sent.message.id,
+        "edit_message_id": uuid.uuid4(),
     }
     return TemplateResponse(request, "chat/_sent.html", context)
 
@@ -234,6 +280,104 @@ async def conversation_archive(
     request: HtmxHttpRequest, conversation_id: uuid.UUID
 ) -> HttpResponse:
     await services.conversation_archive(user=await _user(request), conversation_id=conversation_id)
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("chat:home"))
+    return redirect("chat:home")
+
+
+@require_POST
+@login_required
+async def answer_regenerate(request: HtmxHttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    # Someone else's conversation is "not found" whatever the form holds.
+    await selectors.conversation_get_for_owner(
+        user=await _user(request), conversation_id=conversation_id
+    )
+    form = RegenerateForm(request.POST)
+    if not form.is_valid():
+        raise Refused("This page is out of date; reload it and try again.", code=Code.INVALID)
+    await services.answer_regenerate(
+        user=await _user(request),
+        conversation_id=conversation_id,
+        request_id=form.cleaned_data["request_id"],
+        reply_id=form.cleaned_data["reply_id"],
+    )
+    return _to_conversation(request, conversation_id)
+
+
+@require_POST
+@login_required
+async def message_edit(request: HtmxHttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    # Someone else's conversation is "not found" whatever the form holds.
+    await selectors.conversation_get_for_owner(
+        user=await _user(request), conversation_id=conversation_id
+    )
+    form = EditForm(request.POST)
+    if not form.is_valid():
+        problems = [str(e) for errors in form.errors.values() for e in errors]
+        raise Refused(" ".join(problems), code=Code.INVALID)
+    await services.message_edit(
+        user=await _user(request),
+        conversation_id=conversation_id,
+        message_id=form.cleaned_data["message_id"],
+        replaces_id=form.cleaned_data["replaces_id"],
+        text=form.cleaned_data["text"],
+    )
+    return _to_conversation(request, conversation_id)
+
+
+def _to_conversation(request: HtmxHttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    """The page again: earlier versions fold, and the new answer streams in."""
+    url = reverse("chat:conversation", args=[conversation_id])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@require_GET
+@login_required
+async def conversation_search(request: HtmxHttpRequest) -> HttpResponse:
+    """Titles and message text matching the query, each linking to the message."""
+    form = SearchForm(request.GET or None)
+    hits = (
+        await search.conversation_search(user=await _user(request), query=form.cleaned_data["q"])
+        if form.is_valid()
+        else []
+    )
+    context = await _page_context(request, form=form, hits=hits, searched=form.is_valid())
+    return TemplateResponse(request, "chat/search.html", context)
+
+
+@require_GET
+@login_required
+async def archive_list(request: HtmxHttpRequest) -> HttpResponse:
+    """The archived conversations, newest first, each readable and unarchivable."""
+    user = await _user(request)
+    context = await _page_context(
+        request, archived=await selectors.conversation_list_for_owner(user=user, archived=True)
+    )
+    return TemplateResponse(request, "chat/archive.html", context)
+
+
+@require_POST
+@login_required
+async def conversation_unarchive(
+    request: HtmxHttpRequest, conversation_id: uuid.UUID
+) -> HttpResponse:
+    conversation = await services.conversation_unarchive(
+        user=await _user(request), conversation_id=conversation_id
+    )
+    url = reverse("chat:conversation", args=[conversation.id])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@require_POST
+@login_required
+async def conversation_delete(request: HtmxHttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    """Delete for good (the page's confirmation posted `confirm`): ends the workflow,
+    deletes its Temporal history and the rows (chatapp.deletion)."""
+    await deletion.conversation_delete(
+        user=await _user(request),
+        conversation_id=conversation_id,
+        confirmed=request.POST.get("confirm") == "delete",
+    )
     if request.htmx:
         return HttpResponseClientRedirect(reverse("chat:home"))
     return redirect("chat:home")

@@ -15,10 +15,12 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from config.accounts.sockets import SecondFactorSocketMiddleware  # noqa: E402
 from config.errors import ReaderTimezoneSocketMiddleware  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
+from config.telemetry import asgi_app  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # A server span per request when telemetry is on (the turn's trace starts here).
+        "http": asgi_app(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(
                 SecondFactorSocketMiddleware(

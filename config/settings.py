@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 from temporalio.envconfig import ClientConfigProfile
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -53,6 +54,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy with a per-request nonce (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     # Async, like every middleware here: one sync middleware would run each request's
     # chain in Django's single database thread while the view awaits Temporal, and the
     # embedded worker's activities (which need that thread) would wait behind it.
@@ -87,6 +90,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "chatapp.context_processors.product",
+                "config.preferences.page",
             ],
         },
     },
@@ -161,6 +165,14 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
 # default in production (DEBUG=False); off locally so `make run` works in two commands,
 # where anyone may still enrol and is then asked for it at every login.
 REQUIRE_SECOND_FACTOR = env.bool("REQUIRE_SECOND_FACTOR", default=not DEBUG)
+# Step-up (docs/security.md): how long a reviewer's fresh second factor (or password)
+# counts for approvals that an approval policy guards with step-up.
+STEP_UP_MAX_AGE_SECONDS = env.int("STEP_UP_MAX_AGE_SECONDS", default=300)
+# Retention (docs/security.md): a conversation idle this long closes its workflow (the
+# next message reopens it with its state); one not updated for this many days is deleted
+# by a Temporal Schedule (0 = never), registered by `manage.py retention_schedule`.
+CONVERSATION_IDLE_CLOSE_SECONDS = env.int("CONVERSATION_IDLE_CLOSE_SECONDS", default=7 * 24 * 3600)
+CONVERSATION_RETENTION_DAYS = env.int("CONVERSATION_RETENTION_DAYS", default=0)
 OTP_TOTP_ISSUER = "Agent chat"
 # Admins may delete a lost device but never read a TOTP secret or a recovery code.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
@@ -226,6 +238,23 @@ SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# No inline script or style without the request's nonce; connect-src 'self' also
+# covers the site's own ws:/wss: websockets (CSP Level 3, checked in Chromium by
+# tests/e2e/test_csp_browser.py) and nothing else.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # --- Logging ----------------------------------------------------------------
 # LOG_FORMAT=json: one JSON object per line (production); plain otherwise. Our code
@@ -354,6 +383,20 @@ OPENAI_BASE_URL = env.str(
 )
 AGENT_MODEL = env.str("AGENT_MODEL", default="gpt-4o-mini" if OPENAI_API_KEY else "scripted")
 SCRIPTED_MODEL = not OPENAI_API_KEY
+
+# --- Usage, traces and metrics (docs/observability.md) ---------------------
+# Show each conversation's cost (tokens and USD) to its user on the conversation page.
+SHOW_CONVERSATION_COST = env.bool("SHOW_CONVERSATION_COST", default=False)
+# Traces and metrics go over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318); empty:
+# no tracer or meter provider, no interceptor, no cost. The exporter also reads the other
+# standard OTEL_* variables (headers, timeouts) itself.
+OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="durable-agent-chat")
+# How often metrics are exported (milliseconds).
+OTEL_METRIC_EXPORT_INTERVAL = env.int("OTEL_METRIC_EXPORT_INTERVAL", default=60_000)
+# A turn's trace in your tracing UI, linked from the conversation in the admin; {trace_id}
+# is replaced (Jaeger: http://127.0.0.1:16686/trace/{trace_id}). Empty: the id is shown.
+TRACE_URL_TEMPLATE = env.str("TRACE_URL_TEMPLATE", default="")
 
 # --- Chat limits ----------------------------------------------------------
 CHAT_MESSAGE_MAX_CHARS = env.int("CHAT_MESSAGE_MAX_CHARS", default=8000)

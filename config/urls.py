@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from config import views
+from config import preferences, views
 
 urlpatterns = [
     path("", include("chatapp.urls")),
@@ -14,4 +14,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("status/", views.service_status, name="service-status"),
+    path("preferences/theme/", preferences.theme_update, name="theme-update"),
 ]

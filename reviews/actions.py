@@ -12,8 +12,9 @@ import json
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.urls import reverse
 
-from reviews import selectors
+from reviews import selectors, step_up
 from reviews.models import CHANNEL_LABELS, Approval
 from temporal_worker import client
 from temporal_worker.contracts.approvals import (
@@ -180,6 +181,15 @@ async def approval_decide(
         edited, summary = await _edited_arguments(
             conversation_id=conversation_id, call_id=call_id, raw=edited_arguments_json
         )
+    step_up_method = ""
+    if action == "approve" and await step_up.policies_ask_step_up():
+        step_up_method = await _step_up(
+            reviewer=reviewer,
+            conversation_id=conversation_id,
+            call_id=call_id,
+            edited=edited,
+            channel=channel,
+        )
     decision = DecideApproval(
         call_id=call_id,
         action="approve" if action == "approve" else "reject",
@@ -190,11 +200,41 @@ async def approval_decide(
         edited_arguments=edited,
         summary=summary,
         channel=channel,
+        step_up=step_up_method,
     )
     try:
         return await client.approval_decide(conversation_id=conversation_id, decision=decision)
     except UserError as err:
         raise await _stale(err, conversation_id=conversation_id, call_id=call_id) from err
+
+
+async def _step_up(
+    *, reviewer: AbstractBaseUser, conversation_id: str, call_id: str, edited: str, channel: str
+) -> str:
+    """The step-up to record when the tool's policy asks for one (on the agent's arguments
+    or the reviewer's edit, whichever is larger); "" when it does not.
+
+    The audit row names the call's tool and arguments (they never change while it waits,
+    and the Update refuses a decision on others); the workflow is asked only when the row
+    is not written yet."""
+    mirror = await selectors.approval_get(conversation_id=conversation_id, call_id=call_id)
+    if mirror is not None:
+        tool, arguments = mirror.tool, [mirror.arguments]
+    else:
+        try:
+            pending = await client.approval_get(conversation_id=conversation_id, call_id=call_id)
+        except UserError as err:
+            raise await _stale(err, conversation_id=conversation_id, call_id=call_id) from err
+        if pending is None:
+            # Decided, expired or unknown: the Update's validator says which.
+            return ""
+        tool, arguments = pending.tool, [json.loads(pending.arguments or "{}")]
+    if edited:
+        arguments.append(json.loads(edited))
+    if not await step_up.step_up_needed(tool=tool, arguments=arguments):
+        return ""
+    detail_url = reverse("reviews:detail", args=[conversation_id, call_id])
+    return step_up.step_up_for(reviewer=reviewer, channel=channel, back_to=detail_url)
 
 
 async def approval_claim(

@@ -34,6 +34,7 @@ class ApprovalPolicyAdmin(admin.ModelAdmin):
         "timeout_action",
         "remind_at_share",
         "asked",
+        "step_up",
     )
     list_filter = ("mode", "timeout_action")
     list_select_related = ("reviewer_group", "escalation_group")
@@ -54,6 +55,16 @@ class ApprovalPolicyAdmin(admin.ModelAdmin):
             "When nobody decides",
             {"fields": ("deadline_seconds", "timeout_action", "remind_at_share")},
         ),
+        (
+            "Step-up",
+            {
+                "fields": ("step_up_always", "step_up_above"),
+                "description": "Approving (not rejecting) then needs the reviewer's second "
+                "factor again, or their password if their account has none and none is "
+                "required, within the last few minutes (STEP_UP_MAX_AGE_SECONDS). Slack "
+                "decisions are refused with a link to the web.",
+            },
+        ),
     )
 
     @admin.display(description="asked")
@@ -62,6 +73,12 @@ class ApprovalPolicyAdmin(admin.ModelAdmin):
         where = f", Slack {obj.slack_channel}" if obj.slack_channel else ""
         escalation = f"; then {obj.escalation_group.name}" if obj.escalation_group else ""
         return f"{group}{where}{escalation}"
+
+    @admin.display(description="step-up")
+    def step_up(self, obj: ApprovalPolicy) -> str:
+        if obj.step_up_always:
+            return "always"
+        return f"above {obj.step_up_above}" if obj.step_up_above is not None else "—"
 
     @admin.display(description="deadline", ordering="deadline_seconds")
     def deadline(self, obj: ApprovalPolicy) -> str:
@@ -147,6 +164,7 @@ class ApprovalAdmin(ReadOnlyMirrorMixin, admin.ModelAdmin):
         "requester",
         "decided_by_display",
         "decision_channel",
+        "step_up",
         "requested_at",
         "decided_at",
         "workflow",

@@ -50,7 +50,7 @@ def approval_mail(*, delivery: ApprovalDelivery, time_zone: str) -> EmailMultiAl
     context = {
         "approval": approval,
         "kind": delivery.kind,
-        "requester": approval.requester.get_username(),
+        "requester": approval.requester.get_username() if approval.requester else "",
         "arguments_pretty": pretty_json_value(approval.arguments),
         "approve_url": link_url(link, "approve"),
         "reject_url": link_url(link, "reject"),

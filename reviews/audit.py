@@ -61,6 +61,7 @@ class ApprovalAuditTable:
             approval.edited_arguments = json.loads(decision.arguments) if decision.edited else None
             approval.edited_summary = decision.summary[:300] if decision.edited else ""
             approval.decision_channel = decision_channel(decision)
+            approval.step_up = decision.step_up
             await approval.asave()
         return approval.pk
 

@@ -13,7 +13,7 @@ from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_http_methods
 
-from reviews import actions
+from reviews import actions, step_up
 from reviews.email_links import LinkUse, link_consume, link_open, link_release
 from reviews.forms import EmailDecisionForm
 from reviews.models import Approval
@@ -38,12 +38,14 @@ def _page(
     error: UserError | None = None,
     decided: ApprovalDecided | None = None,
     status: int = 200,
+    step_up_url: str = "",
 ) -> TemplateResponse:
     context: dict[str, Any] = {
         "use": use,
         "form": form,
         "error": error,
         "decided": decided,
+        "step_up_url": step_up_url,
         # Again after a failure that may pass (the agent service was unavailable).
         "show_form": form is not None
         and decided is None
@@ -75,6 +77,25 @@ def _finished(approval: Approval) -> UserError | None:
     )
 
 
+async def _step_up_owed(
+    request: HtmxHttpRequest, use: LinkUse, reviewer: AbstractUser
+) -> UserError | None:
+    """The refusal to show when approving through this link needs a step-up the session
+    does not hold (the audit row carries the tool and the arguments the link names)."""
+    if use.action != "approve" or not await step_up.policies_ask_step_up():
+        return None
+    approval = use.approval
+    if not await step_up.step_up_needed(tool=approval.tool, arguments=[approval.arguments]):
+        return None
+    try:
+        step_up.step_up_for(
+            reviewer=reviewer, channel=CHANNEL_EMAIL, back_to=request.get_full_path()
+        )
+    except UserError as err:
+        return err
+    return None
+
+
 @require_http_methods(["GET", "POST"])
 @login_required
 @permission_required(REVIEW_PERMISSION, raise_exception=True)
@@ -91,6 +112,12 @@ async def email_decision(request: HtmxHttpRequest, token: str) -> HttpResponse:
     if use.link.arguments_hash != use.approval.arguments_hash:
         changed = Refused(ARGUMENTS_CHANGED, code=Code.STALE_ARGUMENTS)
         return _page(request, use=use, error=changed, status=changed.http_status)
+    owed = await _step_up_owed(request, use, reviewer)
+    if owed is not None:
+        # Asked before the link is used, like the dashboard asks: the reviewer comes back
+        # here once it is done.
+        url = step_up.step_up_url(request.get_full_path())
+        return _page(request, use=use, error=owed, status=owed.http_status, step_up_url=url)
     if request.method == "GET":
         return _page(request, use=use, form=EmailDecisionForm(action=use.action))
     form = EmailDecisionForm(request.POST, action=use.action)

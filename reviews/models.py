@@ -166,12 +166,38 @@ class ApprovalPolicy(models.Model):
         "first group is available.",
     )
 
+    step_up_always = models.BooleanField(
+        "step-up for every approval",
+        default=False,
+        help_text="Approving this tool needs a fresh second factor (or the password, for "
+        "accounts without one), whatever the amount. Slack cannot ask for it: decisions "
+        "there are refused and sent to the web.",
+    )
+    step_up_above = models.DecimalField(
+        "step-up above",
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Approving needs a fresh second factor when the tool's threshold argument "
+        "(e.g. a refund's amount) exceeds this (empty = not for amounts).",
+    )
+
     class Meta:
         verbose_name_plural = "approval policies"
         ordering = ["tool_name"]
 
     def __str__(self) -> str:
         return f"{self.tool_name}: {self.get_mode_display()}"
+
+    def needs_step_up(self, amount: Decimal | None) -> bool:
+        """Whether approving a call with this amount (None: the tool has none, or it is
+        unreadable) needs a fresh second factor. An unreadable amount fails closed."""
+        if self.step_up_always:
+            return True
+        if self.step_up_above is None:
+            return False
+        return amount is None or amount > self.step_up_above
 
 
 class Approval(models.Model):
@@ -183,11 +209,21 @@ class Approval(models.Model):
 
     workflow_id = models.CharField(max_length=200)
     call_id = models.CharField(max_length=100)
+    # Empty once the conversation (or its owner) was deleted: the row stays for the audit,
+    # without the message text or the arguments (redacted_at says when).
     conversation = models.ForeignKey(
-        "chatapp.Conversation", on_delete=models.CASCADE, related_name="approvals"
+        "chatapp.Conversation",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="approvals",
     )
     requester = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="approval_requests"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="approval_requests",
     )
     tool = models.CharField(max_length=64)
     # The agent whose call it is ("" before agents): routes it to that agent's reviewers.
@@ -224,6 +260,10 @@ class Approval(models.Model):
     reminded_at = models.DateTimeField(null=True, blank=True)
     # Where the decision was made.
     decision_channel = models.CharField(max_length=16, blank=True)
+    # How the reviewer proved it was them just before deciding, when the policy asked
+    # ("totp", "webauthn", "recovery_code", "password"; empty: no step-up).
+    step_up = models.CharField(max_length=16, blank=True)
+    redacted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-requested_at"]

@@ -72,7 +72,9 @@ def deliveries_plan(*, approval: Approval, event_kind: str) -> list[Planned]:
     or else to each reviewer's Slack direct messages. A reminder goes the same way to
     whoever is available now, and to the escalation group's reviewers, by email and DM.
     """
-    route = route_for(tool=approval.tool, requester_id=approval.requester_id, agent=approval.agent)
+    route = route_for(
+        tool=approval.tool, requester_id=approval.requester_id or 0, agent=approval.agent
+    )
     kind = Kind.REQUEST if event_kind == "requested" else Kind.REMINDER
     slack = slack_enabled()
     planned: list[Planned] = []

@@ -175,7 +175,7 @@ def _pending_from_audit(row: Approval, entry: client.PendingEntry) -> PendingApp
     return PendingApproval(
         call_id=row.call_id,
         conversation_id=entry.conversation_id,
-        requester_id=row.requester_id,
+        requester_id=row.requester_id or 0,  # None only once its account was deleted
         tool=row.tool,
         arguments=arguments,
         # Rows written before the column existed: the same hash of the same canonical JSON.
@@ -231,6 +231,44 @@ async def conversation_exists(*, conversation_id: str) -> bool:
         return bool(await _conversations().filter(pk=uuid.UUID(conversation_id)).aexists())
     except ValueError:
         return False
+
+
+@dataclass(frozen=True)
+class ExcerptLine:
+    """One message of the conversation as a reviewer reads it beside a request."""
+
+    role: str
+    text: str
+    truncated: bool
+
+
+EXCERPT_MESSAGES = 6
+EXCERPT_CHARS = 400
+
+
+async def conversation_excerpt(
+    *, conversation_id: str, limit: int = EXCERPT_MESSAGES
+) -> list[ExcerptLine]:
+    """The last user and assistant messages before a request, oldest first: what the
+    agent was asked, so the reviewer judges the action in its context."""
+    messages = _conversations().model._meta.get_field("messages").related_model._default_manager
+    try:
+        key = uuid.UUID(conversation_id)
+    except ValueError:
+        return []
+    latest = [
+        (role, content)
+        async for role, content in messages.filter(
+            conversation_id=key, role__in=("user", "assistant")
+        )
+        .exclude(content="")
+        .order_by("-seq", "-created_at")
+        .values_list("role", "content")[:limit]
+    ]
+    return [
+        ExcerptLine(role=role, text=content[:EXCERPT_CHARS], truncated=len(content) > EXCERPT_CHARS)
+        for role, content in reversed(latest)
+    ]
 
 
 async def approval_get(*, conversation_id: str, call_id: str) -> Approval | None:

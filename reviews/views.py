@@ -46,6 +46,7 @@ async def _reviewer(request: HttpRequest) -> AbstractUser:
 
 # The detail page's result box; a dashboard row's is "<row id>-result".
 DETAIL_RESULT_ID = "decision-result"
+DETAIL_PANE_ID = "detail-pane"
 OUTCOME_LABEL = {"approved": "Approved", "rejected": "Rejected", "withdrawn": "Withdrawn"}
 
 
@@ -144,6 +145,7 @@ async def _detail_context(
         "dom_id": selectors.approval_dom_id(conversation_id=str(conversation_id), call_id=call_id),
         "result_id": DETAIL_RESULT_ID,
         "workflow_url": client.workflow_ui_url(conversation_workflow_id(str(conversation_id))),
+        "excerpt": await selectors.conversation_excerpt(conversation_id=str(conversation_id)),
         **await _viewer_context(request),
     }
 
@@ -155,6 +157,9 @@ async def approval_detail(
     request: HtmxHttpRequest, conversation_id: uuid.UUID, call_id: str
 ) -> HttpResponse:
     context = await _detail_context(request, conversation_id, call_id)
+    # The dashboard's side pane asks for the page's body only (mail-client style).
+    if request.htmx and request.htmx.target == DETAIL_PANE_ID:
+        return TemplateResponse(request, "reviews/_detail_body.html", context)
     return TemplateResponse(request, "reviews/detail.html", context)
 
 

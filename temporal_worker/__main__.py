@@ -27,6 +27,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from temporalio.worker import Interceptor  # noqa: E402
 
+from config import telemetry  # noqa: E402
 from temporal_worker import client  # noqa: E402
 from temporal_worker.worker import build_worker  # noqa: E402
 
@@ -46,6 +47,8 @@ async def main(interceptors: Sequence[Interceptor] = ()) -> int:
     grace = _checked("WORKER_SHUTDOWN_GRACE_SECONDS", 0)
     connect_wait = _checked("WORKER_CONNECT_WAIT_SECONDS", 0)
 
+    # Before connecting: the client is given the tracing interceptor only when on.
+    telemetry.setup()
     temporal = await client.connect_when_up(connect_wait)
     worker = build_worker(
         temporal,

@@ -50,11 +50,40 @@ class LlmSettings:
 
 
 @dataclass
+class TokenUsage:
+    """What the provider reported one call used (its last chunk, asked for with
+    `stream_options.include_usage`). Filled in as the report arrives, so a call that fails
+    afterwards still tells what it cost; `reported` stays False when none came."""
+
+    reported: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    # Part of prompt_tokens the provider read from its prompt cache (billed lower).
+    cached_tokens: int = 0
+    model: str = ""
+
+    def take(self, report: dict[str, Any], model: str) -> None:
+        details = report.get("prompt_tokens_details")
+        cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+        self.prompt_tokens = _count(report.get("prompt_tokens"))
+        self.completion_tokens = _count(report.get("completion_tokens"))
+        self.cached_tokens = min(_count(cached), self.prompt_tokens)
+        self.model = model
+        self.reported = True
+
+
+def _count(value: object) -> int:
+    """A token count as reported; anything but a non-negative integer counts as none."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+@dataclass
 class Completion:
     content: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     finish_reason: str = ""
     model: str = ""
+    usage: TokenUsage = field(default_factory=TokenUsage)
 
 
 _clients: dict[tuple[int, LlmSettings], AsyncOpenAI] = {}
@@ -109,15 +138,23 @@ async def stream_completion(
     *,
     tools: list[dict[str, Any]] | None,
     on_delta: Callable[[str], Awaitable[None]],
+    usage: TokenUsage | None = None,
 ) -> Completion:
     """Stream one completion, calling `on_delta` with each piece of text as it arrives.
 
     Raises `IncompleteStreamError` when the stream ends without a finish reason. The SDK
     sends the request (auth, base URL, timeouts) and raises its errors for an
     error status; the events are read here as plain JSON, because a pydantic chunk per
-    token cost more than the rest of the call.
+    token cost more than the rest of the call. `usage` (the caller's, so that a call which
+    fails still tells what was reported) receives the provider's usage report.
     """
-    body: dict[str, Any] = {"model": settings.model, "messages": messages, "stream": True}
+    body: dict[str, Any] = {
+        "model": settings.model,
+        "messages": messages,
+        "stream": True,
+        # The provider's own count, in a last chunk with no choices.
+        "stream_options": {"include_usage": True},
+    }
     if tools:
         body["tools"] = tools
     # The raw `post` rather than `chat.completions.create`: create re-walks the messages
@@ -131,7 +168,7 @@ async def stream_completion(
         cast_to=httpx2.Response,
         stream=True,
     )
-    reply = _Reply()
+    reply = _Reply(usage=usage if usage is not None else TokenUsage())
     try:
         async with contextlib.aclosing(_events(response)) as events:
             async for event in events:
@@ -149,6 +186,7 @@ async def stream_completion(
 class _Reply:
     """A completion put together from its chunks; tool calls arrive in indexed pieces."""
 
+    usage: TokenUsage
     model: str = ""
     finish_reason: str = ""
     content: list[str] = field(default_factory=list)
@@ -157,6 +195,8 @@ class _Reply:
     def add(self, chunk: dict[str, Any]) -> str:
         """Take in one chunk and return its text, if any."""
         self.model = chunk.get("model") or self.model
+        if isinstance(chunk.get("usage"), dict):
+            self.usage.take(chunk["usage"], self.model)
         if not chunk.get("choices"):
             return ""
         choice = chunk["choices"][0]
@@ -190,6 +230,7 @@ class _Reply:
             ],
             finish_reason=self.finish_reason,
             model=self.model,
+            usage=self.usage,
         )
 
 

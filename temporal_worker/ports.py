@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
@@ -215,10 +216,84 @@ class NoApprovalChannels:
         return Deliveries()
 
 
+@dataclass(frozen=True)
+class ModelCallUsage:
+    """One model call (one activity attempt) and what the provider reported it used.
+
+    Tokens are the provider's own count (its usage report); a call that failed before
+    the report arrived records zeros (`reported` False) but is still recorded."""
+
+    conversation_id: str
+    reply_id: str
+    attempt: int
+    agent: str
+    # The model asked for (prices are set per this name) and the one the provider named.
+    model: str
+    started_at: datetime
+    duration_ms: int
+    # "complete", "stopped" (the user pressed Stop) or "failed".
+    outcome: str
+    reported: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reported_model: str = ""
+    error: str = ""
+    # The turn's trace (32 hex digits) when tracing is on.
+    trace_id: str = ""
+
+
+BudgetScope = Literal["user_day", "agent_month"]
+
+
+@dataclass(frozen=True)
+class BudgetRefusal:
+    """Why a model call may not be made: whose limit, how much was spent of how much."""
+
+    scope: BudgetScope
+    limit: Decimal
+    spent: Decimal
+
+
+class UsageLedger(Protocol):
+    """Where model calls and their usage are kept, and budgets checked against them."""
+
+    async def record_call(self, call: ModelCallUsage) -> None:
+        """Keep one call (idempotent per reply and attempt)."""
+        ...
+
+    async def check_budget(self, *, conversation_id: str, agent: str) -> BudgetRefusal | None:
+        """None while the conversation's user and agent are within their budgets; otherwise
+        the limit that is reached (and the hit is recorded for the admins)."""
+        ...
+
+
+class NoUsageLedger:
+    """Usage is not kept and nothing is limited (tests that do not look at usage)."""
+
+    async def record_call(self, call: ModelCallUsage) -> None:
+        return None
+
+    async def check_budget(self, *, conversation_id: str, agent: str) -> BudgetRefusal | None:
+        return None
+
+
 class LivePublisher(Protocol):
     async def publish(self, group: str, event: LiveEvent) -> None:
         """Push `event` to every socket in `group`; never fails the caller."""
         ...
+
+
+class ConversationRetention(Protocol):
+    async def expired_delete(self, *, older_than: datetime, batch: int) -> tuple[int, int]:
+        """Delete (as their owners would) up to `batch` conversations last active before
+        `older_than`; (deleted, failed). Idempotent: a retry deletes what is left."""
+        ...
+
+
+class NoConversationRetention:
+    async def expired_delete(self, *, older_than: datetime, batch: int) -> tuple[int, int]:
+        return 0, 0
 
 
 @dataclass(frozen=True)
@@ -228,3 +303,5 @@ class Ports:
     audit: ApprovalAudit
     live: LivePublisher
     channels: ApprovalChannels = field(default_factory=NoApprovalChannels)
+    usage: UsageLedger = field(default_factory=NoUsageLedger)
+    retention: ConversationRetention = field(default_factory=NoConversationRetention)

@@ -25,8 +25,10 @@ from temporalio.worker import (
     Worker,
 )
 
+from chatapp.deletion import ExpiredConversations
 from chatapp.mcp_catalog import McpServerTable
 from chatapp.transcript import DatabaseTranscript
+from chatapp.usage import UsageTable
 from reviews.audit import ApprovalAuditTable
 from reviews.notifications import ApprovalNotifier
 from reviews.policies import PolicyTable
@@ -34,15 +36,17 @@ from temporal_worker import llm_gateway
 from temporal_worker.activities.approvals import ApprovalActivity
 from temporal_worker.activities.llm import LlmActivity
 from temporal_worker.activities.notices import NoticeActivity
+from temporal_worker.activities.retention import RetentionActivity
 from temporal_worker.activities.tools import ToolActivity
 from temporal_worker.live import ChannelLayerPublisher
 from temporal_worker.ports import Ports
+from temporal_worker.telemetry import TelemetryInterceptor, tracing_on
 from temporal_worker.tools.mcp.connections import mcp_pool_close
 from temporal_worker.tools.mcp.refresher import McpCatalogRefresher
 from temporal_worker.tools.registry import atool_registry, mcp_catalog_changed
-from temporal_worker.workflows import ConversationWorkflow
+from temporal_worker.workflows import ConversationWorkflow, RetentionWorkflow
 
-WORKFLOWS = [ConversationWorkflow]
+WORKFLOWS = [ConversationWorkflow, RetentionWorkflow]
 
 
 def product_ports() -> Ports:
@@ -52,6 +56,8 @@ def product_ports() -> Ports:
         audit=ApprovalAuditTable(),
         live=ChannelLayerPublisher(),
         channels=ApprovalNotifier(),
+        usage=UsageTable(),
+        retention=ExpiredConversations(),
     )
 
 
@@ -70,6 +76,7 @@ def activities(ports: Ports) -> list[Any]:
         NoticeActivity(ports).record_notice,
         ApprovalActivity(ports).notify_approval,
         ToolActivity(ports, tools=atool_registry).run_tool,
+        RetentionActivity(ports).delete_expired,
     ]
 
 
@@ -138,7 +145,12 @@ def build_worker(
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=activities(ports or product_ports()),
-        interceptors=[DatabaseConnectionsInterceptor(), *interceptors],
+        interceptors=[
+            DatabaseConnectionsInterceptor(),
+            # Tool spans, the reviewer's wait, tool and approval metrics: only when on.
+            *([TelemetryInterceptor()] if tracing_on() else []),
+            *interceptors,
+        ],
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
         # Heartbeats carry the streamed text and the Stop button's cancellation:

@@ -40,11 +40,16 @@ with workflow.unsafe.imports_passed_through():
         decision_problem,
     )
     from temporal_worker.contracts.conversation import (
+        AGENT_BUDGET_ERROR,
         CONTENT_POLICY_ERROR,
         LLM_ACTIVITY,
         LLM_REQUEST_ERROR,
+        PATCH_ANSWER_VERSIONS,
+        PATCH_IDLE_CLOSE,
         PATCH_SEQ_AT_TURN_START,
         RECORD_NOTICE_ACTIVITY,
+        USER_BUDGET_ERROR,
+        VERSION_NOTICE_KINDS,
         AgentState,
         ChatMessage,
         CloseConversation,
@@ -53,20 +58,29 @@ with workflow.unsafe.imports_passed_through():
         ConversationResult,
         ConversationSnapshot,
         ConversationStatus,
+        EditMessage,
         LlmRequest,
         LlmResult,
         MessageAccepted,
         NoticeRecorded,
         NoticeRequest,
+        RegenerateAnswer,
         RetryAccepted,
         RetryTurn,
         SendMessage,
         StopAnswer,
         StopResult,
         UnrecordedMessage,
+        VersionAccepted,
         text_fingerprint,
     )
     from temporal_worker.contracts.errors import Code
+    from temporal_worker.contracts.retention import (
+        RETENTION_ACTIVITY,
+        RETENTION_WORKFLOW,
+        RetentionRequest,
+        RetentionResult,
+    )
     from temporal_worker.contracts.tools import (
         PATCH_AGENT_HANDOFF,
         PlannedCall,
@@ -99,6 +113,7 @@ TOOL_RETRY_POLICY = RetryPolicy(
 )
 NOTIFY_START_TO_CLOSE = timedelta(seconds=30)
 DECISIONS_KEPT = 200
+RETENTION_START_TO_CLOSE = timedelta(minutes=30)
 
 APPROVAL_PENDING = SearchAttributeKey.for_bool(SA_APPROVAL_PENDING)
 APPROVAL_TOOLS = SearchAttributeKey.for_keyword_list(SA_APPROVAL_TOOLS)
@@ -112,6 +127,11 @@ NOTICE_TEXT = {
     "several attempts.",
     "stopped": "Stopped before the model answered.",
     "step_limit": "The agent stopped after too many steps without an answer.",
+    "budget_user": "You have reached your daily usage limit, so the model was not asked. "
+    "Your message is kept; send again tomorrow (the day ends at midnight UTC) or ask an "
+    "administrator to raise the limit.",
+    "budget_agent": "This agent has reached its monthly usage limit, so the model was not "
+    "asked. Your message is kept; an administrator can raise the limit.",
 }
 
 
@@ -146,9 +166,8 @@ class ConversationWorkflow:
             # Continued as new in the middle of a long turn: carry on where it was.
             await self._answer()
         while True:
-            await workflow.wait_condition(
-                lambda: bool(state.inbox) or state.retry_requested or state.closed
-            )
+            if not await self._wait_for_work():
+                break  # idle long enough: complete, carrying the state
             if state.inbox:
                 message = state.inbox.pop(0)
                 if message.seq == 0:
@@ -166,11 +185,38 @@ class ConversationWorkflow:
                 await self._continue_as_new()
         self._status = "closed"
         await workflow.wait_condition(workflow.all_handlers_finished)
+        idle_closed = not state.closed
+        if idle_closed:
+            state.runs += 1
+            state.context = self._model_context()
         return ConversationResult(
             conversation_id=inp.conversation_id,
             messages=state.next_seq - 1,
             total_steps=state.total_steps,
+            idle_closed=idle_closed,
+            state=state if idle_closed else None,
         )
+
+    async def _wait_for_work(self) -> bool:
+        """Wait for a message, a retry or the archive; False when the conversation stayed
+        idle for `config.idle_close_seconds` (runs from before that wait forever)."""
+        state = self._state
+
+        def work() -> bool:
+            return bool(state.inbox) or state.retry_requested or state.closed
+
+        idle_close = self._inp.config.idle_close_seconds
+        # The timer is a new command: guarded, so histories from before replay unchanged.
+        if not idle_close or not workflow.patched(PATCH_IDLE_CLOSE):
+            await workflow.wait_condition(work)
+            return True
+        try:
+            await workflow.wait_condition(work, timeout=timedelta(seconds=idle_close))
+        except TimeoutError:
+            # A message accepted at the last moment is answered, never dropped.
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            return work()
+        return True
 
     async def _answer(self) -> None:
         """One turn of the agent loop: call the model until it answers."""
@@ -486,6 +532,12 @@ class ConversationWorkflow:
             return "content_policy"
         if isinstance(cause, ApplicationError) and cause.type == LLM_REQUEST_ERROR:
             return "llm_request"
+        # Budgets are checked before the model is asked (no command changes: older
+        # histories never carry these types).
+        if isinstance(cause, ApplicationError) and cause.type == USER_BUDGET_ERROR:
+            return "budget_user"
+        if isinstance(cause, ApplicationError) and cause.type == AGENT_BUDGET_ERROR:
+            return "budget_agent"
         return "llm_unavailable"
 
     async def _record_notice(self, kind: str) -> None:
@@ -640,6 +692,100 @@ class ConversationWorkflow:
             )
 
     @workflow.update
+    def regenerate_answer(self, req: RegenerateAnswer) -> VersionAccepted:
+        if req.request_id in self._state.seen_message_ids:
+            # Applied before a continue-as-new: Temporal's own dedupe is per run.
+            return VersionAccepted(notice_id="")
+        workflow.patched(PATCH_ANSWER_VERSIONS)
+        notice = self._new_version("regenerated", keep_user_message=True)
+        self._remember_id(req.request_id, "")
+        # The loop answers the last message again, as after a retry.
+        self._state.retry_requested = True
+        return VersionAccepted(notice_id=notice.id)
+
+    @regenerate_answer.validator
+    def _validate_regenerate_answer(self, req: RegenerateAnswer) -> None:
+        if req.request_id in self._state.seen_message_ids:
+            return
+        self._refuse_new_version()
+        last = self._state.context[-1] if self._state.context else None
+        if last is None or last.role != "assistant" or last.id != req.reply_id:
+            raise _refusal(
+                "Only the latest answer can be regenerated; reload the page.", Code.NOT_LATEST
+            )
+
+    @workflow.update
+    def edit_message(self, req: EditMessage) -> VersionAccepted:
+        if req.message_id in self._state.seen_message_ids:
+            seq = next((m.seq for m in self._state.context if m.id == req.message_id), 0)
+            return VersionAccepted(notice_id="", message_id=req.message_id, seq=seq)
+        workflow.patched(PATCH_ANSWER_VERSIONS)
+        notice = self._new_version("edited", keep_user_message=False)
+        # Then the new text is queued as a sent message is; the validator made sure no
+        # turn runs, so it is answered next and numbered now.
+        message = ChatMessage(
+            id=req.message_id, seq=self._next_seq(), role="user", content=req.text
+        )
+        self._state.inbox.append(message)
+        self._remember_id(req.message_id, text_fingerprint(req.text))
+        return VersionAccepted(notice_id=notice.id, message_id=req.message_id, seq=message.seq)
+
+    @edit_message.validator
+    def _validate_edit_message(self, req: EditMessage) -> None:
+        if req.message_id in self._state.seen_message_ids:
+            return
+        self._refuse_new_version()
+        last_user = next((m for m in reversed(self._state.context) if m.role == "user"), None)
+        if last_user is None or last_user.id != req.replaces_id:
+            raise _refusal(
+                "Only the latest message can be edited; reload the page.", Code.NOT_LATEST
+            )
+        self._validate_send_message(SendMessage(message_id=req.message_id, text=req.text))
+
+    def _refuse_new_version(self) -> None:
+        """Regenerate and edit wait for a quiet conversation: no reviewer deciding, no
+        turn running or queued."""
+        if self._state.closed:
+            raise _refusal("This conversation is archived.", Code.ARCHIVED)
+        if self._pending:
+            raise _refusal(
+                "A reviewer is still deciding on an action of this answer; wait for the "
+                "decision (or withdraw the request) first.",
+                Code.APPROVAL_PENDING,
+            )
+        if self._status != "idle" or self._state.inbox or self._state.retry_requested:
+            raise _refusal(
+                "The agent is answering; wait for the answer or stop it first.",
+                Code.ALREADY_ANSWERING,
+            )
+
+    def _new_version(self, kind: str, *, keep_user_message: bool) -> ChatMessage:
+        """Take the last exchange out of the model's context (the transcript keeps it,
+        as an earlier version) and mark where the new version begins."""
+        context = self._state.context
+        start = max((i for i, m in enumerate(context) if m.role == "user"), default=0)
+        for message in context[start + 1 if keep_user_message else start :]:
+            message.in_context = False
+        notice = ChatMessage(
+            id=str(workflow.uuid4()),
+            seq=self._next_seq(),
+            role="notice",
+            content="",
+            error_kind=kind,
+            in_context=False,
+        )
+        self._append(notice)
+        return notice
+
+    def _remember_id(self, used_id: str, fingerprint: str) -> None:
+        self._state.seen_message_ids = [*self._state.seen_message_ids, used_id][-SEEN_IDS_KEPT:]
+        kept = set(self._state.seen_message_ids)
+        self._state.seen_text = {
+            **{k: v for k, v in self._state.seen_text.items() if k in kept},
+            used_id: fingerprint,
+        }
+
+    @workflow.update
     def close_conversation(self, _: CloseConversation) -> ConversationClosed:
         self._state.closed = True
         return ConversationClosed(pending_messages=len(self._state.inbox))
@@ -665,6 +811,7 @@ class ConversationWorkflow:
             summary=req.summary if edited else "",
             # Data, not a command: replaying older histories needs no patch.
             channel=req.channel,
+            step_up=req.step_up,
         )
         self._record_decision(decided)
         return decided
@@ -759,6 +906,12 @@ class ConversationWorkflow:
         )
 
     @workflow.query
+    def carried_state(self) -> AgentState:
+        """What a new run of this conversation starts from: unarchiving asks the completed
+        run (a query replays its history, whichever version recorded it)."""
+        return self._state
+
+    @workflow.query
     def snapshot(self) -> ConversationSnapshot:
         taken = [*self._recording, *self._state.unrecorded]
         return ConversationSnapshot(
@@ -776,6 +929,11 @@ class ConversationWorkflow:
                     if m.role == "user"
                 ),
                 *(UnrecordedMessage(m.id, m.content, m.seq, True) for m in self._state.inbox),
+                *(
+                    UnrecordedMessage(m.id, "", m.seq, False, notice_kind=m.error_kind)
+                    for m in taken
+                    if m.role == "notice" and m.error_kind in VERSION_NOTICE_KINDS
+                ),
             ],
         )
 
@@ -786,3 +944,20 @@ _DIFFERENT_TEXT = "This message was already sent with different text; reload the
 def _refusal(message: str, code: str, **details: object) -> ApplicationError:
     """A validator's refusal: the code and details travel as data (the web renders them)."""
     return ApplicationError(message, details, type=code)
+
+
+@workflow.defn(name=RETENTION_WORKFLOW)
+class RetentionWorkflow:
+    """Started by the retention Schedule: deletes the conversations older than the setting
+    (in an activity, retried until it succeeds or the next run takes over)."""
+
+    @workflow.run
+    async def run(self, req: RetentionRequest) -> RetentionResult:
+        return await workflow.execute_activity(
+            RETENTION_ACTIVITY,
+            req,
+            result_type=RetentionResult,
+            start_to_close_timeout=RETENTION_START_TO_CLOSE,
+            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=10)),
+            schedule_to_close_timeout=timedelta(hours=12),
+        )

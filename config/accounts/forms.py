@@ -43,6 +43,17 @@ class RecoveryCodeForm(forms.Form):
         return code
 
 
+class PasswordForm(forms.Form):
+    """The account's password, for a step-up on an account without a second factor."""
+
+    password = forms.CharField(
+        label="Your password",
+        max_length=4096,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
+    )
+
+
 class DeviceRemoveForm(forms.Form):
     device = forms.CharField(max_length=100)
 

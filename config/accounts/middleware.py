@@ -19,7 +19,9 @@ from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
 from config.accounts.second_factor import Step, next_step, standing_for
+from config.accounts.step_up import step_up_of
 from config.errors import user_error_response
+from reviews.step_up import presenting
 from temporal_worker.contracts.errors import Refused
 
 # Views whose POST decides or claims approvals: refused outright (not redirected) to a
@@ -65,7 +67,10 @@ class SecondFactorMiddleware:
             markcoroutinefunction(self)
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
-        return await self.get_response(request)
+        # The session's step-up, for the approvals a policy guards (reviews.step_up); the
+        # email link's page reads it on GET too, to ask before the link is used.
+        with presenting(await step_up_of(request)):
+            return await self.get_response(request)
 
     async def process_view(
         self,

@@ -6,6 +6,7 @@ app_name = "accounts"
 
 urlpatterns = [
     path("verify/", views.verify, name="verify"),
+    path("step-up/", views.step_up, name="step-up"),
     path("second-factor/", views.second_factor, name="second-factor"),
     path("second-factor/app/", views.totp_setup, name="totp-setup"),
     path("second-factor/recovery-codes/", views.recovery_codes, name="recovery-codes"),

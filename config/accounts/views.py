@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib.auth import authenticate
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -20,7 +21,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from config.accounts import devices
-from config.accounts.forms import AppCodeForm, DeviceRemoveForm, RecoveryCodeForm, first_error
+from config.accounts.forms import (
+    AppCodeForm,
+    DeviceRemoveForm,
+    PasswordForm,
+    RecoveryCodeForm,
+    first_error,
+)
 from config.accounts.passkeys import passkeys_possible
 from config.accounts.second_factor import (
     Step,
@@ -28,6 +35,7 @@ from config.accounts.second_factor import (
     session_verified,
     standing_refresh,
 )
+from config.accounts.step_up import step_up_record
 from temporal_worker.contracts.errors import UserError
 
 TOTP_KEY_SESSION_KEY = "accounts.totp_setup_key"
@@ -120,6 +128,76 @@ async def verify(request: HtmxHttpRequest) -> HttpResponse:
         "next": safe_next(request),
     }
     return TemplateResponse(request, "accounts/verify.html", context, status=422 if error else 200)
+
+
+# --- step-up before an approval a policy guards (reviews.step_up) -------------------------
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@login_required
+async def step_up(request: HtmxHttpRequest) -> HttpResponse:
+    """Prove it is you again, moments before a large approval: a code from the app, a
+    recovery code, or the password for an account without a second factor (refused when
+    a second factor is required of it)."""
+    user = await _user(request)
+    standing = await standing_refresh(request, user)
+    has_device = standing.primary or standing.recovery
+    password_allowed = not has_device and not settings.REQUIRE_SECOND_FACTOR
+    app_form, recovery_form, password_form = AppCodeForm(), RecoveryCodeForm(), PasswordForm()
+    error: UserError | str | None = None
+    if request.method == "POST":
+        method = request.POST.get("method")
+        if method == "password" and password_allowed:
+            password_form = PasswordForm(request.POST)
+            if not password_form.is_valid():
+                error = first_error(password_form)
+            elif await sync_to_async(_password_right)(
+                request, user, password_form.cleaned_data["password"]
+            ):
+                await step_up_record(request, user=user, method="password")
+                return _done(request)
+            else:
+                error = "That password is not right."
+        elif method in ("app", "recovery") and has_device:
+            form: AppCodeForm | RecoveryCodeForm
+            if method == "recovery":
+                recovery_form = form = RecoveryCodeForm(request.POST)
+                check, recorded = devices.recovery_code_verify, "recovery_code"
+            else:
+                app_form = form = AppCodeForm(request.POST)
+                check, recorded = devices.totp_verify, "totp"
+            if not form.is_valid():
+                error = first_error(form)
+            else:
+                try:
+                    await sync_to_async(check)(request, user=user, code=form.cleaned_data["code"])
+                except UserError as err:
+                    error = err
+                else:
+                    await step_up_record(request, user=user, method=recorded)
+                    return _done(request)
+        else:
+            error = "Use one of the ways this page offers."
+    context: dict[str, Any] = {
+        "standing": standing,
+        "has_app": await devices.has_app(user=user),
+        "has_device": has_device,
+        "password_allowed": password_allowed,
+        "app_form": app_form,
+        "recovery_form": recovery_form,
+        "password_form": password_form,
+        "error": error,
+        "next": safe_next(request),
+        "minutes": settings.STEP_UP_MAX_AGE_SECONDS // 60,
+    }
+    return TemplateResponse(request, "accounts/step_up.html", context, status=422 if error else 200)
+
+
+def _password_right(request: HttpRequest, user: AbstractBaseUser, password: str) -> bool:
+    # Through authenticate(), so login throttling (django-axes) counts a wrong one.
+    checked = authenticate(request, username=user.get_username(), password=password)
+    return checked is not None and checked.pk == user.pk
 
 
 # --- the overview: devices, passkeys, recovery codes -----------------------------------------

@@ -98,7 +98,7 @@ def _request_blocks(approval: Approval, headline: str) -> list[dict[str, Any]]:
                 {"type": "mrkdwn", "text": f"*Tool*\n`{escape(approval.tool)}`"},
                 {
                     "type": "mrkdwn",
-                    "text": f"*Requested by*\n{escape(approval.requester.get_username())}",
+                    "text": f"*Requested by*\n{escape(_requester_name(approval))}",
                 },
                 {
                     "type": "mrkdwn",
@@ -220,3 +220,8 @@ def reject_modal(ref: DecisionRef, summary: str) -> dict[str, Any]:
             },
         ],
     }
+
+
+def _requester_name(approval: Approval) -> str:
+    # None once the requester's account was deleted (the audit row stays).
+    return approval.requester.get_username() if approval.requester else ""

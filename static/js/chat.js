@@ -1,5 +1,5 @@
 // Small behaviours htmx does not cover: Enter to send, copy buttons on code
-// blocks, keeping the transcript scrolled, and de-duplicating re-pushed messages.
+// blocks and whole replies, starter prompts, opening a conversation at a searched message, keeping the transcript scrolled, and de-duplicating re-pushed messages.
 (function () {
   "use strict";
 
@@ -37,6 +37,29 @@
     }
   }
 
+  // A starter prompt on an empty chat is sent as if typed.
+  document.addEventListener("click", function (event) {
+    var starter = event.target.closest && event.target.closest("button.starter");
+    var box = document.querySelector("#composer textarea");
+    if (!starter || !box) return;
+    box.value = starter.getAttribute("data-prompt");
+    box.form.requestSubmit();
+  });
+
+  // The whole reply, as the Markdown the model wrote (kept in a <template>).
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button.copy-reply");
+    if (!button) return;
+    var source = button.closest("article").querySelector("template.reply-source");
+    if (!source) return;
+    navigator.clipboard.writeText(source.content.textContent).then(function () {
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = "Copy"; }, 1500);
+    }, function () {
+      button.textContent = "Copy failed";
+    });
+  });
+
   document.addEventListener("keydown", function (event) {
     var target = event.target;
     if (target.matches && target.matches("#composer textarea") && event.key === "Enter"
@@ -55,9 +78,23 @@
   }
   rememberTimeZone();
 
+  // A search result links to its message (#msg-<id>): open the conversation there.
+  // Called again after each live update: a re-pushed copy of it replaces the first.
+  function showLinkedMessage() {
+    var match = /^#(msg-[0-9a-f-]{36})$/.exec(window.location.hash);
+    var target = match && document.getElementById(match[1]);
+    if (!target) return false;
+    if (target.classList.contains("found")) return true;
+    target.classList.add("found");
+    target.setAttribute("tabindex", "-1");
+    target.scrollIntoView({ block: "center" });
+    target.focus({ preventScroll: true });
+    return true;
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     addCopyButtons(document);
-    scrollToEnd();
+    if (!showLinkedMessage()) scrollToEnd();
   });
 
   document.addEventListener("htmx:load", function (event) {
@@ -67,11 +104,15 @@
   document.addEventListener("htmx:wsAfterMessage", function () {
     dedupeTranscript();
     addCopyButtons(document);
-    scrollToEnd();
+    if (!showLinkedMessage()) scrollToEnd();
   });
 
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.target.id === "transcript") {
+      // Writing again: follow the conversation, no longer the searched message.
+      if (window.location.hash) {
+        history.replaceState(null, "", window.location.pathname + window.location.search);
+      }
       dedupeTranscript();
       scrollToEnd();
       var box = document.querySelector("#composer textarea");

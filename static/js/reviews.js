@@ -191,15 +191,6 @@
   document.addEventListener("htmx:wsAfterMessage", afterChange);
   document.addEventListener("htmx:afterRequest", afterChange);
 
-  // Success flashes fade after a while; errors stay until the next message.
-  document.addEventListener("htmx:afterSwap", function () {
-    var flash = document.getElementById("flash");
-    if (!flash || !flash.classList.contains("info") || !flash.textContent.trim()) return;
-    setTimeout(function () {
-      if (flash.isConnected) flash.textContent = "";
-    }, 5000);
-  });
-
   document.addEventListener("DOMContentLoaded", function () {
     setUpNotificationButton();
     updateCounts();

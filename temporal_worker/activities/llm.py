@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import openai
@@ -22,10 +23,12 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from temporal_worker import llm_gateway
 from temporal_worker.contracts.conversation import (
+    AGENT_BUDGET_ERROR,
     CONTENT_POLICY_ERROR,
     LLM_ACTIVITY,
     LLM_REQUEST_ERROR,
     RATE_LIMIT_ERROR,
+    USER_BUDGET_ERROR,
     ChatMessage,
     LlmRequest,
     LlmResult,
@@ -38,7 +41,13 @@ from temporal_worker.contracts.events import (
     conversation_group,
 )
 from temporal_worker.contracts.tools import PlannedCall, ToolCall, handoff_target
-from temporal_worker.ports import AgentProfile, LivePublisher, Ports
+from temporal_worker.ports import AgentProfile, LivePublisher, ModelCallUsage, Ports
+from temporal_worker.telemetry import (
+    current_trace_id,
+    instruments,
+    model_call_span,
+    record_model_call,
+)
 from temporal_worker.tools.agents import agent_tools
 from temporal_worker.tools.planner import plan_calls
 from temporal_worker.tools.registry import ToolRegistry
@@ -144,6 +153,40 @@ async def _heartbeat_forever(stream: _Stream) -> None:
         activity.heartbeat(stream.details())
 
 
+@dataclass
+class _CallMeter:
+    """One model call as it goes: when it started, what the provider reported, how it ended."""
+
+    req: LlmRequest
+    agent: str
+    model: str
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started: float = field(default_factory=time.monotonic)
+    usage: llm_gateway.TokenUsage = field(default_factory=llm_gateway.TokenUsage)
+    # Until the call returns: an exception leaves it so.
+    outcome: str = "failed"
+
+    def record(self, error: BaseException | None) -> ModelCallUsage:
+        failed = self.outcome == "failed"
+        return ModelCallUsage(
+            conversation_id=self.req.conversation_id,
+            reply_id=self.req.reply_id,
+            attempt=activity.info().attempt,
+            agent=self.agent,
+            model=self.model,
+            started_at=self.started_at,
+            duration_ms=round((time.monotonic() - self.started) * 1000),
+            outcome=self.outcome,
+            reported=self.usage.reported,
+            prompt_tokens=self.usage.prompt_tokens,
+            completion_tokens=self.usage.completion_tokens,
+            cached_tokens=self.usage.cached_tokens,
+            reported_model=self.usage.model,
+            error=(str(error) or type(error).__name__)[:200] if failed and error else "",
+            trace_id=current_trace_id(),
+        )
+
+
 class LlmActivity:
     """The model call, given the product's ports, the tools and the default provider
     settings (an agent may name another provider and model)."""
@@ -198,21 +241,43 @@ class LlmActivity:
             self._begin(req), _announce(stream, activity.info().attempt)
         )
         tools = agent_tools(registry, profile)
+        if activity.info().attempt == 1 and any(m.role == "user" for m in req.new_messages):
+            instruments().turns.add(1, {"agent": profile.slug})
         for message in req.new_messages:
             # A message that waited behind a turn shows in its place, no longer queued; a
-            # hand-off shows as the agent it handed to begins.
-            if message.id in req.waited_message_ids or handoff_target(message.tool_name):
+            # hand-off shows as the agent it handed to begins; a tool's result is announced
+            # again now it is recorded (its live push may have reached no socket yet).
+            if (
+                message.id in req.waited_message_ids
+                or handoff_target(message.tool_name)
+                or message.role == "tool"
+            ):
                 await stream.push(MessageRecorded(message_id=message.id, reply_id="", final=False))
+        llm = self._llm_for(profile)
+        await self._within_budget(req, profile)
         heartbeat = asyncio.create_task(_heartbeat_forever(stream))
+        call = _CallMeter(req=req, agent=profile.slug, model=llm.model)
         try:
-            completion = await llm_gateway.stream_completion(
-                self._llm_for(profile),
-                llm_gateway.to_openai_messages(profile.prompt.text, req.context),
-                tools=tools.openai_tools(),
-                on_delta=stream.add,
-            )
+            with model_call_span(llm.model, llm.base_url) as span:
+                completion = await llm_gateway.stream_completion(
+                    llm,
+                    llm_gateway.to_openai_messages(profile.prompt.text, req.context),
+                    tools=tools.openai_tools(),
+                    on_delta=stream.add,
+                    usage=call.usage,
+                )
+                span.set_attributes(
+                    {
+                        "gen_ai.response.model": completion.model,
+                        "gen_ai.response.finish_reasons": [completion.finish_reason],
+                        "gen_ai.usage.input_tokens": completion.usage.prompt_tokens,
+                        "gen_ai.usage.output_tokens": completion.usage.completion_tokens,
+                    }
+                )
         except asyncio.CancelledError:
             details = activity.cancellation_details()
+            if details is not None and details.cancel_requested:
+                call.outcome = "stopped"  # the user pressed Stop
             if details is None or not details.cancel_requested or not stream.text:
                 # Worker shutdown or heartbeat timeout: Temporal retries elsewhere. Stopped
                 # before the first token: the workflow records a retryable notice instead.
@@ -250,6 +315,8 @@ class LlmActivity:
         except openai.APIError as err:
             await stream.set_phase("waiting", "The model had a problem; trying again…")
             raise ApplicationError(f"Model call failed: {type(err).__name__}") from err
+        else:
+            call.outcome = "complete"
         finally:
             if stream.flush_later is not None:
                 stream.flush_later.cancel()
@@ -257,6 +324,9 @@ class LlmActivity:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+            # Every attempt is a call of its own, kept with what the provider reported
+            # (a failed or stopped one too).
+            await self._record_call(call, sys.exc_info()[1])
 
         if completion.finish_reason in llm_gateway.CUT_SHORT:
             # Kept and marked for the user; asking again would be cut the same way.
@@ -276,6 +346,38 @@ class LlmActivity:
                 overrides=profile.policy_overrides,
             ),
         )
+
+    async def _within_budget(self, req: LlmRequest, profile: AgentProfile) -> None:
+        """Refuse the call, before the model is asked, when a budget is used up."""
+        refusal = await self.ports.usage.check_budget(
+            conversation_id=req.conversation_id, agent=profile.slug
+        )
+        if refusal is None:
+            return
+        whose = "the user's daily" if refusal.scope == "user_day" else "the agent's monthly"
+        raise ApplicationError(
+            f"Over {whose} budget: spent {refusal.spent} of {refusal.limit} USD",
+            type=USER_BUDGET_ERROR if refusal.scope == "user_day" else AGENT_BUDGET_ERROR,
+            non_retryable=True,
+            # An outcome the user is told about, not a fault.
+            category=ApplicationErrorCategory.BENIGN,
+        )
+
+    async def _record_call(self, call: _CallMeter, error: BaseException | None) -> None:
+        usage = call.record(error)
+        record_model_call(
+            model=usage.model,
+            outcome=usage.outcome,
+            duration_ms=usage.duration_ms,
+            prompt=usage.prompt_tokens,
+            completion=usage.completion_tokens,
+            cached=usage.cached_tokens,
+        )
+        try:
+            await self.ports.usage.record_call(usage)
+        except Exception:
+            # Never let bookkeeping fail (and so repeat) a model call that was made.
+            activity.logger.exception("could not record the model call's usage")
 
     async def _begin(self, req: LlmRequest) -> tuple[AgentProfile, ToolRegistry]:
         """Record the step's new messages and read its agent; the tool registry meanwhile."""

@@ -21,6 +21,7 @@ from temporalio import activity
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
+from temporal_worker.contracts.events import ToolResultReady, conversation_group
 from temporal_worker.contracts.tools import TOOL_ACTIVITY_PREFIX, ToolOutcome, ToolRequest
 from temporal_worker.ports import Ports
 from temporal_worker.tools.registry import ToolArgumentsError, ToolContext, ToolError, ToolRegistry
@@ -43,6 +44,22 @@ class ToolActivity:
         return await self.run(req, tool_name=name.removeprefix(TOOL_ACTIVITY_PREFIX))
 
     async def run(self, req: ToolRequest, *, tool_name: str) -> ToolOutcome:
+        outcome = await self._outcome(req, tool_name=tool_name)
+        if req.message_id:
+            # The row is written when the next step begins; the page need not wait for it.
+            await self.ports.live.publish(
+                conversation_group(req.conversation_id),
+                ToolResultReady(
+                    message_id=req.message_id,
+                    call_id=req.call_id,
+                    tool_name=req.tool,
+                    content=outcome.content,
+                    ok=outcome.ok,
+                ),
+            )
+        return outcome
+
+    async def _outcome(self, req: ToolRequest, *, tool_name: str) -> ToolOutcome:
         if req.tool != tool_name:
             return _refused(req, f"the {tool_name} activity cannot run {req.tool!r}")
         definition = (await self.tools()).get(tool_name)

@@ -10,6 +10,9 @@ import stamina
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from temporalio.client import Client
+from temporalio.contrib.opentelemetry import TracingInterceptor
+
+from temporal_worker.telemetry import temporal_runtime, tracing_on
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +39,13 @@ def connect_config() -> dict[str, Any]:
             )
     config["target_host"] = settings.TEMPORAL_ADDRESS
     config["namespace"] = settings.TEMPORAL_NAMESPACE
+    if tracing_on():
+        # Spans for the client's calls, carried in Temporal headers to the workflow and its
+        # activities; a worker built on this client traces too. Off: no interceptor at all.
+        config["interceptors"] = [TracingInterceptor()]
+    runtime = temporal_runtime()
+    if runtime is not None:
+        config["runtime"] = runtime
     return config
 
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from temporal_worker.client import retrying
 from temporal_worker.client.connection import get_client
@@ -21,20 +25,24 @@ from temporal_worker.client.errors import user_error
 from temporal_worker.client.health import temporal_reachable
 from temporal_worker.contracts.conversation import (
     AgentConfig,
+    AgentState,
     CloseConversation,
     ConversationClosed,
     ConversationInput,
     ConversationSnapshot,
+    EditMessage,
     MessageAccepted,
+    RegenerateAnswer,
     RetryAccepted,
     RetryTurn,
     SendMessage,
     StopAnswer,
     StopResult,
     UnrecordedMessage,
+    VersionAccepted,
     conversation_workflow_id,
 )
-from temporal_worker.contracts.errors import Refused
+from temporal_worker.contracts.errors import Code, Refused
 from temporal_worker.workflows import ConversationWorkflow
 
 logger = logging.getLogger(__name__)
@@ -65,6 +73,7 @@ def agent_config() -> AgentConfig:
         context_max_tokens=settings.AGENT_CONTEXT_MAX_TOKENS,
         tool_result_max_chars=settings.AGENT_TOOL_RESULT_MAX_CHARS,
         approval_search_attributes=settings.AGENT_APPROVAL_SEARCH_ATTRIBUTES,
+        idle_close_seconds=settings.CONVERSATION_IDLE_CLOSE_SECONDS,
     )
 
 
@@ -78,7 +87,7 @@ async def message_send(
     client = await get_client()
     workflow_id = conversation_workflow_id(conversation_id)
 
-    async def send() -> MessageAccepted:
+    async def send(carried: AgentState | None = None) -> MessageAccepted:
         start = WithStartWorkflowOperation(
             ConversationWorkflow.run,
             ConversationInput(
@@ -86,12 +95,16 @@ async def message_send(
                 owner_id=owner_id,
                 owner_name=owner_name,
                 config=agent_config(),
+                state=carried,
             ),
             id=workflow_id,
             task_queue=settings.TEMPORAL_TASK_QUEUE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            # An archived conversation's workflow has completed and must never restart.
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            # An archived conversation's workflow has completed and must never restart;
+            # one closed for being idle goes on in a new run with the state it carried.
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE
+            if carried is not None
+            else WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )
         try:
             return await client.execute_update_with_start_workflow(
@@ -111,7 +124,35 @@ async def message_send(
     try:
         return await retrying.retry_update(send)
     except Exception as err:
+        carried = await _idle_closed_state(client, workflow_id) if _closed(err) else None
+        if carried is None:
+            raise user_error(err) from err
+    try:
+        return await retrying.retry_update(lambda: send(carried))
+    except Exception as err:
         raise user_error(err) from err
+
+
+def _closed(err: Exception) -> bool:
+    """The run has completed, so the start was refused (the test server says it as an
+    RPC status, the real one as WorkflowAlreadyStartedError)."""
+    if isinstance(err, WorkflowAlreadyStartedError):
+        return True
+    return isinstance(err, RPCError) and err.status == RPCStatusCode.ALREADY_EXISTS
+
+
+async def _idle_closed_state(client: Client, workflow_id: str) -> AgentState | None:
+    """The state the last run completed with, when it closed for being idle (None when it
+    was archived, failed or ended otherwise: such a conversation does not reopen)."""
+    handle = client.get_workflow_handle_for(ConversationWorkflow.run, workflow_id)
+    try:
+        result = await handle.result(follow_runs=False)
+    except Exception as err:
+        logger.info("no idle-closed state for %s: %s", workflow_id, type(err).__name__)
+        return None
+    if not result.idle_closed or result.state is None:
+        return None
+    return dataclasses.replace(result.state, closed=False, retry_requested=False)
 
 
 async def answer_stop(*, conversation_id: str) -> StopResult:
@@ -128,6 +169,33 @@ async def turn_retry(*, conversation_id: str, notice_id: str) -> RetryAccepted:
     return result
 
 
+async def answer_regenerate(
+    *, conversation_id: str, request_id: str, reply_id: str
+) -> VersionAccepted:
+    """Answer the last message again. The request id (made when the page was rendered)
+    is the update id: a doubled click regenerates once."""
+    result: VersionAccepted = await update(
+        conversation_id,
+        ConversationWorkflow.regenerate_answer,
+        RegenerateAnswer(request_id=request_id, reply_id=reply_id),
+        update_id=request_id,
+    )
+    return result
+
+
+async def message_edit(
+    *, conversation_id: str, message_id: str, replaces_id: str, text: str
+) -> VersionAccepted:
+    """Replace the last message and answer it anew; the new message id is the update id."""
+    result: VersionAccepted = await update(
+        conversation_id,
+        ConversationWorkflow.edit_message,
+        EditMessage(message_id=message_id, replaces_id=replaces_id, text=text),
+        update_id=message_id,
+    )
+    return result
+
+
 async def conversation_close(*, conversation_id: str) -> ConversationClosed | None:
     """Archive: the workflow answers what is queued, then completes. None if already gone."""
     try:
@@ -137,6 +205,66 @@ async def conversation_close(*, conversation_id: str) -> ConversationClosed | No
     except Refused:
         return None
     return result
+
+
+async def conversation_reopen(
+    *,
+    conversation_id: str,
+    owner_id: int,
+    owner_name: str,
+    from_transcript: Callable[[], Awaitable[AgentState]],
+) -> None:
+    """Unarchive: start a new run of the conversation's workflow (same id) carrying the
+    completed run's state, so the agent remembers the conversation and numbering goes on.
+
+    The state comes from the completed run (a query replays its history); once Temporal's
+    retention has removed that history, from the transcript the database mirrors.
+    """
+    client = await get_client()
+    workflow_id = conversation_workflow_id(conversation_id)
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise user_error(err) from err
+        state = await from_transcript()
+    else:
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            # Archived, but still answering what was queued (or already reopened).
+            raise Refused(
+                "This conversation is still finishing its last answer; try again in a moment.",
+                code=Code.ALREADY_ANSWERING,
+            )
+        try:
+            state = await handle.query(ConversationWorkflow.carried_state)
+        except Exception as err:
+            logger.info("no state from %s (%s): using the transcript", workflow_id, err)
+            state = await from_transcript()
+    state = dataclasses.replace(
+        state, closed=False, retry_requested=False, turn_in_progress=False, turn_steps=0
+    )
+    try:
+        await client.start_workflow(
+            ConversationWorkflow.run,
+            ConversationInput(
+                conversation_id=conversation_id,
+                owner_id=owner_id,
+                owner_name=owner_name,
+                config=agent_config(),
+                state=state,
+            ),
+            id=workflow_id,
+            task_queue=settings.TEMPORAL_TASK_QUEUE,
+            # Only the run that archived may be followed: never a second live run.
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        # A repeated click (or another tab) reopened it first: done either way.
+        return
+    except Exception as err:
+        raise user_error(err) from err
 
 
 async def conversation_live_state(*, conversation_id: str) -> LiveState | None:
@@ -184,13 +312,13 @@ async def _streamed_so_far(
     return {"partial_text": "", "phase": "", "phase_label": ""}
 
 
-async def update(conversation_id: str, handler: Any, arg: Any) -> Any:
+async def update(conversation_id: str, handler: Any, arg: Any, *, update_id: str = "") -> Any:
     """Run an update on the conversation's workflow; refusals come back as UserError."""
     client = await get_client()
     handle = client.get_workflow_handle(conversation_workflow_id(conversation_id))
     # One id for every attempt: Temporal applies an update id once, so a retry after a
     # timeout can never decide (or stop, or claim) twice.
-    update_id = str(uuid.uuid4())
+    update_id = update_id or str(uuid.uuid4())
     try:
         return await retrying.retry_update(
             lambda: handle.execute_update(

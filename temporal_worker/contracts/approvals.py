@@ -17,6 +17,8 @@ CHANNEL_DASHBOARD = "dashboard"
 CHANNEL_EMAIL = "email"
 CHANNEL_SLACK = "slack"
 DECISION_CHANNELS = (CHANNEL_DASHBOARD, CHANNEL_EMAIL, CHANNEL_SLACK)
+# How a reviewer proved it was them just before a decision that a policy guards.
+STEP_UP_METHODS = ("totp", "webauthn", "recovery_code", "password")
 
 # Custom search attributes the dashboard lists pending approvals with. The dev
 # server registers them at start (config.processes); a cluster needs them too.
@@ -125,6 +127,8 @@ class DecideApproval:
     summary: str = ""
     # Where the reviewer decided: one of DECISION_CHANNELS.
     channel: str = CHANNEL_DASHBOARD
+    # How the reviewer stepped up just before, when the policy asked for it (STEP_UP_*).
+    step_up: str = ""
 
 
 @dataclass
@@ -143,6 +147,8 @@ class ApprovalDecided:
     # The reviewer's channel (DECISION_CHANNELS); "" for the deadline, a withdrawal, or a
     # decision recorded before channels existed.
     channel: str = ""
+    # The decision's step-up (DecideApproval.step_up): recorded in the history.
+    step_up: str = ""
 
 
 @dataclass

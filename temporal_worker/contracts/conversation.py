@@ -19,9 +19,18 @@ RECORD_NOTICE_ACTIVITY = "record_notice"
 CONTENT_POLICY_ERROR = "ContentPolicyError"
 LLM_REQUEST_ERROR = "LlmRequestError"
 RATE_LIMIT_ERROR = "RateLimitError"
+# A user's daily or an agent's monthly spending limit is reached: the turn ends with a
+# notice saying which, and nothing is retried (the activity raises them non-retryable).
+USER_BUDGET_ERROR = "UserBudgetExceeded"
+AGENT_BUDGET_ERROR = "AgentBudgetExceeded"
 
 # A queued message is numbered when its turn starts, so it follows the turn before it.
 PATCH_SEQ_AT_TURN_START = "seq-at-turn-start"
+# Regenerate the last answer and edit-and-resend the last message (Workflow Updates).
+PATCH_ANSWER_VERSIONS = "answer-versions"
+# A conversation idle for AgentConfig.idle_close_seconds completes, carrying its state
+# (the retention of its history then starts); the next message starts a run with it.
+PATCH_IDLE_CLOSE = "idle-close"
 
 Role = Literal["user", "assistant", "tool", "notice"]
 MessageStatus = Literal["complete", "stopped", "error"]
@@ -78,6 +87,9 @@ class AgentConfig:
     # Mark pending approvals with custom search attributes (the dashboard lists them).
     # Off only where a server cannot register them (the time-skipping test server).
     approval_search_attributes: bool = True
+    # Idle this long (no message, no turn), the run completes carrying its state; the
+    # next message starts a new run with it. 0: never (and runs from before it).
+    idle_close_seconds: int = 0
 
 
 @dataclass
@@ -125,6 +137,9 @@ class ConversationResult:
     conversation_id: str
     messages: int
     total_steps: int
+    # Completed for being idle (not archived): the next message's run starts from `state`.
+    idle_closed: bool = False
+    state: AgentState | None = None
 
 
 # --- updates and queries -------------------------------------------------
@@ -168,6 +183,39 @@ class RetryAccepted:
     notice_id: str
 
 
+# Notices that mark a new version of the last exchange (rendered as a divider, never
+# sent to the model): the messages since the last user message ("regenerated"), or
+# since and including it ("edited"), are an earlier version kept for browsing.
+VERSION_NOTICE_KINDS = ("regenerated", "edited")
+
+
+@dataclass
+class RegenerateAnswer:
+    """Answer the last message again; the earlier answer stays in the transcript."""
+
+    request_id: str
+    # The reply the user saw as the last one (a stale page is refused).
+    reply_id: str
+
+
+@dataclass
+class EditMessage:
+    """Replace the last user message with `text` and answer it anew."""
+
+    # The new message's id: also the update id (applied once).
+    message_id: str
+    replaces_id: str
+    text: str
+
+
+@dataclass
+class VersionAccepted:
+    # The divider notice between the earlier version and the new one.
+    notice_id: str
+    message_id: str = ""
+    seq: int = 0
+
+
 @dataclass
 class CloseConversation:
     pass
@@ -187,6 +235,9 @@ class UnrecordedMessage:
     text: str
     seq: int
     queued: bool
+    # A version divider (VERSION_NOTICE_KINDS) not yet recorded: the page folds the
+    # earlier version at once. "" for a user message.
+    notice_kind: str = ""
 
 
 @dataclass

@@ -24,6 +24,9 @@ class Code:
     NOT_ANSWERING = "NotAnswering"
     ALREADY_ANSWERING = "AlreadyAnswering"
     NOT_RETRYABLE = "NotRetryable"
+    # Regenerate and edit-and-resend: a reviewer is deciding, or the page is stale.
+    APPROVAL_PENDING = "ApprovalPending"
+    NOT_LATEST = "NotLatest"
     CONVERSATION_NOT_FOUND = "ConversationNotFound"
     NOT_RUNNING = "NotRunning"
     RATE_LIMITED = "RateLimited"
@@ -36,6 +39,8 @@ class Code:
     STALE_ARGUMENTS = "StaleArguments"
     INVALID_ARGUMENTS = "InvalidArguments"
     INVALID = "Invalid"
+    # A policy asks for a fresh second factor (or the password) before approving.
+    STEP_UP_REQUIRED = "StepUpRequired"
     # The agent service itself.
     UNAVAILABLE = "Unavailable"
     NOT_CONFIRMED = "NotConfirmed"

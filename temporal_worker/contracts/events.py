@@ -85,6 +85,24 @@ class MessageRecorded(LiveEvent):
     final: bool
 
 
+@dataclass(frozen=True)
+class ToolResultReady(LiveEvent):
+    """A tool call finished: the page shows its result at once. The row follows when
+    the next step begins (one writer, the transcript), with the same id and text."""
+
+    type = "chat.tool_result"
+    audiences = ("conversation",)
+    reliable = True
+
+    message_id: str
+    call_id: str
+    tool_name: str
+    # What the model reads (cut to the tool result limit); the page's reload shows
+    # the whole result kept by the transcript.
+    content: str
+    ok: bool
+
+
 # --- approvals (conversation page and reviewers' inbox) ---------------------------
 
 
@@ -139,6 +157,7 @@ EVENTS: tuple[type[LiveEvent], ...] = (
     ReplyDelta,
     ReplySnapshot,
     MessageRecorded,
+    ToolResultReady,
     ApprovalRequestedEvent,
     ApprovalClaimedEvent,
     ApprovalRemindedEvent,

@@ -208,19 +208,21 @@ class ScriptedModelState:
         model: str = "",
         system: str = "",
         tools: Sequence[str] = (),
-    ) -> None:
-        self.requests.append(
-            {
-                "at": at,
-                "last_user": last_user,
-                "status": status,
-                "stream": stream,
-                # What the agent sent: its model, system prompt and offered tools' names.
-                "model": model,
-                "system": system,
-                "tools": list(tools),
-            }
-        )
+    ) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "at": at,
+            "last_user": last_user,
+            "status": status,
+            "stream": stream,
+            # What the agent sent: its model, system prompt and offered tools' names.
+            "model": model,
+            "system": system,
+            "tools": list(tools),
+            # The usage report the client received (None: it got none).
+            "usage": None,
+        }
+        self.requests.append(entry)
+        return entry
 
     def plan(self, last_user: str, first_user: str) -> Plan:
         """Pick the fault and timing for a request. No await: consumption is atomic."""
@@ -303,14 +305,29 @@ def _bad_request(message: str) -> web.Response:
     return web.json_response(body, status=400)
 
 
-def _usage(messages: list[Mapping[str, Any]], reply: ScriptedReply) -> dict[str, int]:
-    prompt = approx_tokens("\n".join(message_text(m) for m in messages))
+def _usage(messages: list[Mapping[str, Any]], reply: ScriptedReply) -> dict[str, Any]:
+    """The usage report, shaped as OpenAI's (the same numbers for the same request).
+
+    Cached tokens follow a simple deterministic rule: once a conversation has history
+    (more than a system prompt and one message), every message but the last is taken as
+    read from the prompt cache, as a provider caching the prefix an earlier call sent would.
+    """
+    texts = [message_text(m) for m in messages]
+    prompt = approx_tokens("\n".join(texts))
+    cached = approx_tokens("\n".join(texts[:-1])) if len(texts) > 2 else 0
     produced = (reply.content or "") + "".join(c.name + c.arguments_json for c in reply.tool_calls)
     completion = approx_tokens(produced)
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": min(cached, prompt), "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
     }
 
 
@@ -334,7 +351,7 @@ def _finish_reason(reply: ScriptedReply, fault: Fault | None) -> str:
 
 
 def _completion_body(
-    reply: ScriptedReply, model: str, usage: dict[str, int], finish_reason: str
+    reply: ScriptedReply, model: str, usage: dict[str, Any], finish_reason: str
 ) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": reply.content, "refusal": None}
     if reply.tool_calls:
@@ -381,7 +398,7 @@ def _deltas(reply: ScriptedReply) -> Iterator[dict[str, Any]]:
 
 
 async def _chunk_events(
-    reply: ScriptedReply, model: str, usage: dict[str, int] | None, plan: Plan
+    reply: ScriptedReply, model: str, usage: dict[str, Any] | None, plan: Plan
 ) -> AsyncIterator[bytes]:
     """SSE events, sleeping where a real model would be generating. A fault's finish
     reason ends the reply early (after `end_after_chunks` events) with that reason."""
@@ -400,6 +417,8 @@ async def _chunk_events(
             "model": model,
             "system_fingerprint": "scripted",
             "choices": choices,
+            # As the API does with include_usage: null on every chunk but the last.
+            **({"usage": None} if usage is not None else {}),
             **extra,
         }
         return b"data: " + json.dumps(chunk, ensure_ascii=False).encode() + b"\n\n"
@@ -451,7 +470,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return _bad_request(problem)
     plan = state.plan(last_user, first_user_text(messages))
     fault = plan.fault
-    state.log(last_user, fault.status if fault else 200, stream, arrived, **seen)
+    logged = state.log(last_user, fault.status if fault else 200, stream, arrived, **seen)
 
     if fault is not None and fault.latency_ms:
         await asyncio.sleep(fault.latency_ms / 1000)
@@ -470,6 +489,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         delay_ms = plan.first_token_delay_ms + plan.chunk_delay_ms * max(0, steps - 1)
         if delay_ms:
             await asyncio.sleep(delay_ms / 1000)
+        logged["usage"] = usage
         return web.json_response(
             _completion_body(reply, model, usage, _finish_reason(reply, fault))
         )
@@ -497,6 +517,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                 break  # the body ends cleanly, as if the reply were done
             await response.write(payload)
             sent += 1
+        else:
+            # The whole stream went out, its usage chunk (when asked for) with it.
+            if include_usage:
+                logged["usage"] = usage
         await response.write_eof()
     except (ConnectionResetError, ConnectionError):
         pass  # the client went away; nothing left to tell it

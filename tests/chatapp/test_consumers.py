@@ -27,7 +27,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 GOOD_ORIGIN = b"http://127.0.0.1:8000"
 RECEIVE_TIMEOUT = 10.0
-STREAM_TARGET = re.compile(r'hx-swap-oob="beforeend:#stream-([0-9a-f-]{36})"')
+# Each delta re-renders the reply so far (sanitised Markdown) in place.
+STREAM_TARGET = re.compile(
+    r'<div id="stream-([0-9a-f-]{36})" class="body stream markdown" hx-swap-oob="true">'
+)
 
 
 def communicator(
@@ -89,7 +92,7 @@ async def test_owner_receives_token_deltas_before_the_final_message(
     assert deltas, f"no token deltas among {len(frames)} frames"
     assert {reply_id for _, reply_id in deltas} == {str(reply.id)}
     assert max(i for i, _ in deltas) < final_index
-    streamed = "".join(re.sub(r"^<span[^>]*>|</span>$", "", frames[i]) for i, _ in deltas)
+    streamed = frames[max(i for i, _ in deltas)]
     assert "Scripted demo model" in streamed
     assert "<img" not in "".join(frames)  # deltas and snapshots are escaped
     assert "&lt;img src=x onerror=alert(1)&gt;" in streamed
@@ -152,7 +155,10 @@ async def test_client_messages_are_ignored_and_the_socket_stays_open(
     )
 
     frame = await owner_socket.receive_from(timeout=RECEIVE_TIMEOUT)
-    assert frame == f'<span hx-swap-oob="beforeend:#stream-{reply_id}">ok</span>'
+    assert frame == (
+        f'<div id="stream-{reply_id}" class="body stream markdown" hx-swap-oob="true">'
+        "<p>ok</p>\n</div>\n"
+    )
 
 
 async def test_a_socket_that_joins_during_a_rate_limit_wait_is_told_the_phase(

@@ -336,9 +336,9 @@ async def test_page_loaded_mid_answer_shows_the_partial_reply(
 
     stream = html_element(page, f"stream-{live.reply_id}")
     assert stream is not None, "the page has no live reply element"
-    shown = html_text(stream)
-    assert shown.startswith(live.partial_text)
-    assert "Scripted demo model" in shown
+    # The text so far as formatted Markdown, as the live page shows it: no raw marks.
+    assert "<strong>Scripted demo model.</strong>" in stream
+    assert "**" not in stream
     status = html_element(page, "agent-status") or ""
     assert "thinking" in status and "Stop" in html_text(status)
     assert not await replies(started.conversation_id)  # still streaming: not yet recorded

@@ -25,9 +25,11 @@ from django.db import models
 from django.http import HttpResponse
 from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from chatapp.models import Agent, Conversation, LlmProvider, McpServer, Message, Prompt
+from chatapp.usage_models import AgentBudget, BudgetHit, ModelCall, ModelPrice, UserBudget
 from reviews.models import Approval, ApprovalPolicy, ReviewerProfile
 from shop.models import OrderStatusChange, OutboxEmail, Refund
 from tests.approvals import (
@@ -148,7 +150,15 @@ CHAT_ROWS = [
         _conversation,
         lambda _w, actor: {"title": f"Renamed by {actor}"},
     ),
+    Row("chat:search", "GET", each(LOGIN, 200, 200, 200, 200), htmx=False),
+    Row("chat:archive_list", "GET", each(LOGIN, 200, 200, 200, 200), htmx=False),
+    # No update id in the form: the owner reads why in the flash region (htmx swaps 2xx).
+    Row("chat:regenerate", "POST", each(LOGIN, 200, 404, 404, 404), _conversation),
+    Row("chat:edit", "POST", each(LOGIN, 200, 404, 404, 404), _conversation),
     Row("chat:archive", "POST", each(LOGIN, 200, 404, 404, 404), _conversation),
+    Row("chat:unarchive", "POST", each(LOGIN, 200, 404, 404, 404), _conversation),
+    # Without the confirmation's field: the owner is asked to confirm, nothing is deleted.
+    Row("chat:delete", "POST", each(LOGIN, 200, 404, 404, 404), _conversation),
 ]
 ROOT_ROWS = [
     Row("login", "GET", each(200, 200, 200, 200, 200), htmx=False),
@@ -161,6 +171,14 @@ ROOT_ROWS = [
     ),
     Row("logout", "POST", each(*[Redirect("/accounts/login/")] * 5), htmx=False),
     Row("healthz", "GET", each(200, 200, 200, 200, 200), htmx=False),
+    # The theme toggle: kept for the signed-in; anonymous pages keep it in the browser.
+    Row(
+        "theme-update",
+        "POST",
+        each(LOGIN, 204, 204, 204, 204),
+        data=lambda _w, _a: {"theme": "dark"},
+    ),
+    Row("theme-update", "GET", each(*[405] * 5), htmx=False),
     # Whether the agent service is reachable: for signed-in pages only.
     Row("service-status", "GET", each(LOGIN, 200, 200, 200, 200), htmx=False),
 ]
@@ -174,6 +192,9 @@ ACCOUNT_ROWS = [
     Row("accounts:verify", "GET", each(LOGIN, *[Redirect("/")] * 4), htmx=False),
     Row("accounts:verify", "POST", each(LOGIN, *[Redirect("/")] * 4), htmx=False),
     Row("accounts:second-factor", "GET", SIGNED_IN, htmx=False),
+    Row("accounts:step-up", "GET", SIGNED_IN, htmx=False),
+    # No method chosen: the page says which ways it offers.
+    Row("accounts:step-up", "POST", each(LOGIN, 422, 422, 422, 422), htmx=False),
     Row("accounts:totp-setup", "GET", SIGNED_IN, htmx=False),
     # No code: the form says so.
     Row("accounts:totp-setup", "POST", each(LOGIN, 422, 422, 422, 422), htmx=False),
@@ -265,6 +286,7 @@ def _admin_site_rows() -> list[Row]:
     hidden_secret = each(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 403)
     return [
         Row("admin:index", "GET", staff_only, htmx=False),
+        Row("admin:chatapp_modelcall_report", "GET", staff_only, htmx=False),
         Row("admin:login", "GET", each(200, 200, 200, 200, Redirect("/admin/")), htmx=False),
         # Non-staff are sent back to the admin index; staff are logged out (LOGOUT_REDIRECT_URL).
         Row(
@@ -358,6 +380,43 @@ def table() -> list[Row]:
 # --- the world the table is read against -----------------------------------------------
 
 
+async def _usage_admin_objects(world: World) -> list[models.Model]:
+    """The usage ledger, prices and budgets (chatapp/usage_models.py)."""
+    agent = await Agent.objects.aget(slug="matrix")
+    at = timezone.now()
+    owner = world.users[OWNER]
+    return [
+        await ModelCall.objects.acreate(
+            conversation=world.conversation,
+            reply_id=uuid.uuid4(),
+            attempt=1,
+            user=owner,
+            agent=agent,
+            model="m",
+            at=at,
+            outcome=ModelCall.Outcome.COMPLETE,
+        ),
+        await ModelPrice.objects.acreate(
+            model="m",
+            valid_from=at,
+            input_per_million=Decimal("1"),
+            output_per_million=Decimal("2"),
+            cached_per_million=Decimal("0.5"),
+        ),
+        await UserBudget.objects.acreate(user=owner, daily_limit_usd=Decimal("5")),
+        await AgentBudget.objects.acreate(agent=agent, monthly_limit_usd=Decimal("50")),
+        await BudgetHit.objects.acreate(
+            at=at,
+            scope=BudgetHit.Scope.USER_DAY,
+            user=owner,
+            agent=agent,
+            conversation=world.conversation,
+            limit_usd=Decimal("5"),
+            spent_usd=Decimal("5.01"),
+        ),
+    ]
+
+
 async def _admin_objects(world: World) -> None:
     """One row of every model the admin shows, for its change/history/delete pages."""
     conversation = world.conversation
@@ -399,6 +458,7 @@ async def _admin_objects(world: World) -> None:
         ),
     ]
     made += await account_admin_objects()
+    made += await _usage_admin_objects(world)
     help_article = apps.get_model("shop", "HelpArticle")
     made.append(await help_article.objects.acreate(slug="matrix", title="Matrix", body="Body"))
     if apps.is_installed("chatapp") and "prompt" in apps.all_models["chatapp"]:

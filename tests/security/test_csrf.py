@@ -16,7 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.test import AsyncClient
 from django.urls import reverse
 
-from chatapp.models import Conversation, Message
+from chatapp.models import Conversation, DisplayPreference, Message
 from reviews.models import Approval, ApprovalPolicy
 from tests.approvals import (
     approval_mirror_create,
@@ -79,6 +79,23 @@ POSTS = [
     Post("chat:withdraw", "owner", "/", _approval),
     Post("chat:rename", "owner", "/", _conversation, lambda _w: {"title": "Forged title"}),
     Post("chat:archive", "owner", "/", _conversation),
+    Post("chat:unarchive", "owner", "/", _conversation),
+    Post("chat:delete", "owner", "/", _conversation, lambda _w: {"confirm": "delete"}),
+    Post(
+        "chat:regenerate",
+        "owner",
+        "/",
+        _conversation,
+        lambda _w: {"request_id": uuid.uuid4(), "reply_id": uuid.uuid4()},
+    ),
+    Post(
+        "chat:edit",
+        "owner",
+        "/",
+        _conversation,
+        lambda _w: {"message_id": uuid.uuid4(), "replaces_id": uuid.uuid4(), "text": "Forged"},
+    ),
+    Post("theme-update", "owner", "/", data=lambda _w: {"theme": "dark"}),
     Post(
         "reviews:decide",
         "reviewer",
@@ -155,14 +172,16 @@ async def browser(world: World, post: Post) -> AsyncClient:
 
 
 async def state(world: World, client: AsyncClient) -> dict[str, Any]:
-    conversation = await Conversation.objects.aget(id=world.conversation.id)
+    # None once deleted (the genuine delete goes through).
+    conversation = await Conversation.objects.filter(id=world.conversation.id).afirst()
     approval = await Approval.objects.aget(call_id=CALL_ID)
     return {
-        "conversation": (conversation.title, conversation.archived_at),
+        "conversation": conversation and (conversation.title, conversation.archived_at),
         "conversations": await Conversation.objects.acount(),
         "messages": await Message.objects.acount(),
         "approval": (approval.status, approval.claimed_by_id),
         "policies": await ApprovalPolicy.objects.acount(),
+        "themes": await DisplayPreference.objects.acount(),
         "passwords": [u.password async for u in get_user_model().objects.order_by("pk")],
         # Logged in (200) or not (302 to the login page): a forged login/logout changes it.
         "session": (await client.get("/")).status_code,

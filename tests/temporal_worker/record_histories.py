@@ -16,15 +16,18 @@ from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.test import override_settings
 from temporalio.client import Client
 
 from chatapp import services
-from chatapp.models import McpServer, Message
+from chatapp.models import Conversation, McpServer, Message
+from chatapp.usage_models import UserBudget
 from reviews.models import ApprovalPolicy
 from temporal_worker import client as temporal_client
 from temporal_worker.contracts.approvals import ClaimApproval, PendingApproval
 from temporal_worker.contracts.conversation import conversation_workflow_id
 from temporal_worker.tools.mcp.connections import mcp_pool_close
+from temporal_worker.workflows import ConversationWorkflow
 from tests.approvals import decision_for, listed_pending
 from tests.factories import user_create
 from tests.helpers import eventually
@@ -178,6 +181,96 @@ async def mcp_approval(client: Client) -> list[str]:
     return [cid]
 
 
+async def idle_close(client: Client) -> list[str]:
+    """Idle for its configured time, the run completes carrying its state (the idle-close
+    patch); the next message starts a second run from that state."""
+    with override_settings(CONVERSATION_IDLE_CLOSE_SECONDS=2):
+        cid = await _conversation("hello, then wait")
+    await _answered(cid)
+    first = client.get_workflow_handle_for(ConversationWorkflow.run, conversation_workflow_id(cid))
+    assert (await first.result()).idle_closed
+    conversation = await Conversation.objects.select_related("owner").aget(id=cid)
+    await services.message_send(
+        user=conversation.owner,
+        conversation_id=conversation.id,
+        message_id=uuid.uuid4(),
+        text="back",
+    )
+    await _answered(cid, replies=2)
+    return [cid]
+
+
+async def budget_refused(client: Client) -> list[str]:
+    """A budget used up: the call is refused before the model is asked and the turn ends
+    with the budget notice; with the budget raised, the next message is answered."""
+    budget = await UserBudget.objects.acreate(user=None, daily_limit_usd=0)
+    cid = await _conversation("Hello over budget")
+
+    async def noticed() -> bool:
+        return await Message.objects.filter(
+            conversation_id=cid, role="notice", error_kind="budget_user"
+        ).aexists()
+
+    await eventually(noticed, timeout=30)
+    await budget.adelete()
+    conversation = await Conversation.objects.select_related("owner").aget(id=cid)
+    await services.message_send(
+        user=conversation.owner,
+        conversation_id=conversation.id,
+        message_id=uuid.uuid4(),
+        text="again",
+    )
+    await _answered(cid)
+    return [cid]
+
+
+async def answer_versions(client: Client) -> list[str]:
+    """Regenerate the last answer (the answer-versions patch), then edit the last message
+    and send it again; each a Workflow Update that starts a new version of the exchange."""
+    cid = await _conversation("hello, versions")
+    await _answered(cid)
+    conversation = await Conversation.objects.select_related("owner").aget(id=cid)
+    reply = await Message.objects.filter(conversation_id=cid, role="assistant").alast()
+    assert reply is not None
+    await services.answer_regenerate(
+        user=conversation.owner,
+        conversation_id=conversation.id,
+        request_id=uuid.uuid4(),
+        reply_id=reply.id,
+    )
+    await _answered(cid, replies=2)
+    first = await Message.objects.filter(conversation_id=cid, role="user").afirst()
+    assert first is not None
+    await services.message_edit(
+        user=conversation.owner,
+        conversation_id=conversation.id,
+        message_id=uuid.uuid4(),
+        replaces_id=first.id,
+        text="hello again, edited",
+    )
+    await _answered(cid, replies=3)
+    return [cid]
+
+
+async def unarchived(client: Client) -> list[str]:
+    """Archived, then unarchived: a second run starts from the first one's state (read
+    with the carried_state query) and answers the next message."""
+    cid = await _conversation("hello before the archive")
+    await _answered(cid)
+    conversation = await Conversation.objects.select_related("owner").aget(id=cid)
+    await services.conversation_archive(user=conversation.owner, conversation_id=conversation.id)
+    await client.get_workflow_handle(conversation_workflow_id(cid)).result()
+    await services.conversation_unarchive(user=conversation.owner, conversation_id=conversation.id)
+    await services.message_send(
+        user=conversation.owner,
+        conversation_id=conversation.id,
+        message_id=uuid.uuid4(),
+        text="hello after the archive",
+    )
+    await _answered(cid, replies=2)
+    return [cid]
+
+
 SCENARIOS: dict[str, Scenario] = {
     "plain_turn": plain_turn,
     "parallel_tools": parallel_tools,
@@ -189,6 +282,10 @@ SCENARIOS: dict[str, Scenario] = {
     "continue_as_new": continue_as_new,
     "handoff": handoff,
     "mcp_approval": mcp_approval,
+    "idle_close": idle_close,
+    "budget_refused": budget_refused,
+    "answer_versions": answer_versions,
+    "unarchived": unarchived,
 }
 
 
