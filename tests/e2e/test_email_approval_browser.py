@@ -24,7 +24,7 @@ from tests.e2e.conftest import (
     START_TIMEOUT_SECONDS,
     STOP_TIMEOUT_SECONDS,
     RunningProduct,
-    _manage,
+    seeded_database,
 )
 from tests.e2e.test_approval_browser import log_in_as
 from tests.e2e.test_chat_browser import CONVERSATION_PATH
@@ -77,8 +77,9 @@ async def product(
         "SITE_URL": url,
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    await asyncio.to_thread(_manage, "migrate", "--noinput", env=env, log_path=log_path)
-    await asyncio.to_thread(_manage, "seed_demo", env=env, log_path=log_path)
+    await asyncio.to_thread(
+        seeded_database, tmp_path / "e2e.sqlite3", tmp_path_factory, env=env, log_path=log_path
+    )
     serve = processes.Child(
         name="serve",
         command=[sys.executable, "manage.py", "serve", "--port", str(web_port), "--no-temporal"],
