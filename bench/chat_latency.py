@@ -66,7 +66,7 @@ async def measure(base_url: str, turns: int) -> dict[str, list[float]]:
                 while True:
                     message = await socket.receive(timeout=30)
                     assert message.type == aiohttp.WSMsgType.TEXT, message
-                    if got_token is None and "beforeend:#stream-" in message.data:
+                    if got_token is None and 'id="stream-' in message.data:
                         got_token = now() - started
                     if (
                         'class="msg assistant' in message.data

@@ -75,7 +75,7 @@ class WebConversation:
         while True:
             message = await self.socket.receive(timeout=30)
             assert message.type == aiohttp.WSMsgType.TEXT, message
-            if first_token is None and "beforeend:#stream-" in message.data:
+            if first_token is None and 'id="stream-' in message.data:
                 first_token = now()
             if 'class="msg assistant' in message.data and "agent-status idle" in message.data:
                 final = now()

@@ -29,7 +29,10 @@ PROXY_HEADERS = {"X-Forwarded-Proto": "https"}
 CSRF_INPUT_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 TOTP_SECRET_RE = re.compile(r'id="totp-secret">([A-Z2-7 ]+)<')
 FORM_IDS_RE = re.compile(r'name="(conversation_id|message_id)" value="([^"]+)"')
-STREAM_DELTA = "beforeend:#stream-"
+# A streamed reply so far, rendered whole each time (Markdown is not append-only).
+STREAM_DELTA = re.compile(
+    r'<div id="stream-[0-9a-f-]{36}" class="body stream[^"]*" hx-swap-oob="true">'
+)
 
 
 class ChatError(Exception):
@@ -285,7 +288,7 @@ class ChatClient:
                     continue
                 raise ChatError(f"no final message within {self.timeout:.0f}s") from None
             frames += 1
-            deltas += data.count(STREAM_DELTA)
+            deltas += len(STREAM_DELTA.findall(data))
             if 'class="msg assistant' in data and "agent-status idle" in data:
                 message = FINAL_MESSAGE_ID.search(data)
                 if message is not None:
