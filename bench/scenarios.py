@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import html
 import itertools
 import re
 import time
@@ -403,8 +402,9 @@ async def by_concurrency(
 class Stamps:
     # (end offset in the reply's text, when the activity got it) for the current reply
     tokens: list[tuple[int, float]] = field(default_factory=list)
-    # the exact websocket frame the consumer will render -> when it was pushed
-    pushes: dict[str, collections.deque[float]] = field(
+    # per reply, in order: (its text's length after the delta, when the delta was pushed);
+    # the consumer renders one frame per delta (the reply so far, rendered whole)
+    pushes: dict[str, collections.deque[tuple[int, float]]] = field(
         default_factory=lambda: collections.defaultdict(collections.deque)
     )
     pushed: int = 0
@@ -419,8 +419,6 @@ def stamped_progress() -> Any:
     Token time is where progress starts whatever the activity does with it (heartbeat,
     coalescing, push), so "token → websocket client" stays comparable across versions.
     """
-    from django.utils.html import format_html
-
     from temporal_worker import llm_gateway
     from temporal_worker.live import ChannelLayerPublisher
 
@@ -449,13 +447,7 @@ def stamped_progress() -> Any:
 
     async def publish(self: ChannelLayerPublisher, group: str, event: LiveEvent) -> None:
         if isinstance(event, ReplyDelta):
-            # The frame the conversation consumer renders for this event.
-            frame = format_html(
-                '<span hx-swap-oob="beforeend:#stream-{}">{}</span>',
-                event.reply_id,
-                event.delta,
-            )
-            stamps.pushes[str(frame)].append(now())
+            stamps.pushes[event.reply_id].append((event.offset + len(event.delta), now()))
             stamps.pushed += 1
         await original_publish(self, group, event)
 
@@ -468,7 +460,8 @@ def stamped_progress() -> Any:
         ChannelLayerPublisher.publish = original_publish  # type: ignore[method-assign]
 
 
-DELTA_FRAME = re.compile(r'^<span hx-swap-oob="beforeend:#stream-[0-9a-f-]+">(.*)</span>$', re.S)
+# The consumer's frame for a delta: the reply so far, rendered whole (chat/_stream_body.html).
+DELTA_FRAME = re.compile(r'^\s*<div id="stream-([0-9a-f-]+)" class="body stream[^"]*" hx-swap-oob')
 
 
 async def progress_latency(stack: Stack, *, replies: int, slow_ms: int) -> dict[str, Any]:
@@ -508,10 +501,11 @@ async def progress_latency(stack: Stack, *, replies: int, slow_ms: int) -> dict[
                     match = DELTA_FRAME.match(frame)
                     if match:
                         frames += 1
-                        queue = stamps.pushes.get(frame)
+                        queue = stamps.pushes.get(match.group(1))
                         if queue:
-                            push_latencies.append(at - queue.popleft())
-                        delivered += len(html.unescape(match.group(1)))
+                            # One frame per delta, in order: the client now has its text.
+                            delivered, pushed_at = queue.popleft()
+                            push_latencies.append(at - pushed_at)
                         while (
                             next_token < len(stamps.tokens)
                             and stamps.tokens[next_token][0] <= delivered
