@@ -500,7 +500,8 @@ async def test_stop_keeps_the_partial_reply_and_the_conversation_goes_on(
     temporal, worker, scripted_model, model_calls
 ):
     text = "stop me halfway"
-    await scripted_model.add_rules({"match": text, "chunk_delay_ms": 100})
+    # Slow enough that the Stop lands mid-reply on a loaded machine (100 ms did not).
+    await scripted_model.add_rules({"match": text, "chunk_delay_ms": 300})
     user = await new_user()
     cid = uuid.uuid4()
     await send(user, cid, text)
