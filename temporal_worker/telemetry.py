@@ -20,11 +20,11 @@ from temporalio.runtime import OpenTelemetryConfig, Runtime, TelemetryConfig
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
-    Interceptor,
 )
 
 from temporal_worker.contracts.approvals import NOTIFY_APPROVAL_ACTIVITY, ApprovalEvent
 from temporal_worker.contracts.tools import TOOL_ACTIVITY_PREFIX
+from temporal_worker.trace_context import UpdateTraceInterceptor
 
 INSTRUMENTATION = "durable_agent_chat"
 
@@ -195,9 +195,10 @@ class _TelemetryActivities(ActivityInboundInterceptor):
                 span.set_attribute("tool.duration_ms", round((time.monotonic() - started) * 1000))
 
 
-class TelemetryInterceptor(Interceptor):
-    """Given to the worker only when telemetry is on: tool spans and counts, the reviewer
-    wait as a span, approvals pending and decision latency by channel."""
+class TelemetryInterceptor(UpdateTraceInterceptor):
+    """Given to the worker only when telemetry is on: each turn in the trace of the
+    request that asked for it, tool spans and counts, the reviewer wait as a span,
+    approvals pending and decision latency by channel."""
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
         return _TelemetryActivities(next)

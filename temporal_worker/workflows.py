@@ -17,6 +17,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
+    from temporal_worker import trace_context
     from temporal_worker.context import trim_context
     from temporal_worker.contracts.approvals import (
         MEMO_PENDING_APPROVALS,
@@ -156,6 +157,10 @@ class ConversationWorkflow:
         # Queued messages whose turn started: the next LLM step announces them.
         self._waited: list[str] = []
         self._seq_at_turn_start: bool | None = None
+        # Each turn's trace (the request that asked for it; None when untraced), by
+        # message id, and for the retry or new version asked for. Memory only.
+        self._turn_traces: dict[str, trace_context.TurnTrace] = {}
+        self._retry_trace: trace_context.TurnTrace | None = None
 
     # --- run -------------------------------------------------------------------
 
@@ -175,12 +180,15 @@ class ConversationWorkflow:
                     self._waited.append(message.id)
                 state.context.append(message)
                 state.unrecorded.append(message)
+                trace = self._turn_traces.pop(message.id, None)
             elif state.retry_requested:
                 state.retry_requested = False
+                trace, self._retry_trace = self._retry_trace, None
             else:
                 break
             state.turn_steps = 0
-            await self._answer()
+            with trace_context.turn(trace):
+                await self._answer()
             if self._should_continue_as_new():
                 await self._continue_as_new()
         self._status = "closed"
@@ -628,6 +636,9 @@ class ConversationWorkflow:
         seq = 0 if self._numbering_at_turn_start() and not answered_next else self._next_seq()
         message = ChatMessage(id=msg.message_id, seq=seq, role="user", content=msg.text)
         self._state.inbox.append(message)
+        trace = trace_context.current()
+        if trace is not None:
+            self._turn_traces[message.id] = trace
         self._state.seen_message_ids = [*self._state.seen_message_ids, msg.message_id][
             -SEEN_IDS_KEPT:
         ]
@@ -675,6 +686,7 @@ class ConversationWorkflow:
     @workflow.update
     def retry_turn(self, req: RetryTurn) -> RetryAccepted:
         self._state.retry_requested = True
+        self._retry_trace = trace_context.current()
         return RetryAccepted(notice_id=req.notice_id)
 
     @retry_turn.validator
@@ -701,6 +713,7 @@ class ConversationWorkflow:
         self._remember_id(req.request_id, "")
         # The loop answers the last message again, as after a retry.
         self._state.retry_requested = True
+        self._retry_trace = trace_context.current()
         return VersionAccepted(notice_id=notice.id)
 
     @regenerate_answer.validator
@@ -727,6 +740,9 @@ class ConversationWorkflow:
             id=req.message_id, seq=self._next_seq(), role="user", content=req.text
         )
         self._state.inbox.append(message)
+        trace = trace_context.current()
+        if trace is not None:
+            self._turn_traces[message.id] = trace
         self._remember_id(req.message_id, text_fingerprint(req.text))
         return VersionAccepted(notice_id=notice.id, message_id=req.message_id, seq=message.seq)
 

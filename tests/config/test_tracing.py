@@ -215,6 +215,40 @@ async def test_one_turn_with_a_tool_and_an_approval_is_one_connected_trace(
     assert points[("agent.turns", "")] == 1
 
 
+async def test_each_turn_of_a_conversation_is_the_trace_of_its_own_request(
+    traced: tuple[InMemorySpanExporter, InMemoryMetricReader], traced_worker: Client
+) -> None:
+    """The workflow lives across turns; each turn's activities and model call belong to
+    the POST that sent its message, not to the request that started the workflow."""
+    exporter, _ = traced
+    user = await auser_create()
+    web = AsyncClient()
+    await web.aforce_login(user)
+    session = web.cookies[settings.SESSION_COOKIE_NAME].value
+    cid = uuid.uuid4()
+    for text in ("hello there", "and hello again"):
+        fields = {"conversation_id": str(cid), "message_id": str(uuid.uuid4()), "text": text}
+        assert await post("/c/send/", fields, session) == 200
+        await turn_done(cid)
+
+    spans = list(exporter.get_finished_spans())
+    requests = [s for s in spans if s.name == "POST /c/send/" and s.parent is None]
+    assert len(requests) == 2
+    first, second = (r.context.trace_id for r in requests)
+    assert first != second
+    for turn in (first, second):
+        in_turn = [s for s in spans if s.context.trace_id == turn]
+        # One model call per turn, under its step's activity, under that turn's POST.
+        (call,) = by_name(in_turn, "llm.chat_completions")
+        assert parent_names(in_turn, call)[0] == "RunActivity:call_llm"
+        assert parent_names(in_turn, call)[-1] == "POST /c/send/"
+    # Every model call of the conversation is in one of the two turns' traces.
+    model_calls = by_name(spans, "llm.chat_completions")
+    assert sorted(s.context.trace_id for s in model_calls) == sorted([first, second])
+    recorded = [c.trace_id async for c in ModelCall.objects.filter(conversation_id=cid)]
+    assert sorted(recorded) == sorted(trace.format_trace_id(t) for t in (first, second))
+
+
 def _points(reader: InMemoryMetricReader) -> dict[tuple[str, str], float]:
     """Each metric's value (a histogram's count) keyed by its name and main attribute."""
     data = reader.get_metrics_data()
