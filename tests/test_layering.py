@@ -1,8 +1,9 @@
 """Two import rules that import-linter's contracts (pyproject.toml) cannot say, because
 they are allow-lists: whatever is not named is refused, new modules included.
 
-- contracts and context are plain Python (the standard library and each other), and
-  the workflow module adds only temporalio: all three load in the workflow sandbox;
+- contracts and context are plain Python (the standard library and each other), the
+  workflow module adds only temporalio and trace_context, which adds only the
+  OpenTelemetry API (as temporalio's own tracing does there): all load in the sandbox;
 - the apps use only the parts of temporal_worker made for them.
 """
 
@@ -77,10 +78,16 @@ def _sources(*relative: str) -> list[Path]:
         (("temporal_worker/context.py",), ("temporal_worker.contracts",)),
         (
             ("temporal_worker/workflows.py",),
-            ("temporal_worker.contracts", "temporal_worker.context", "temporalio"),
+            (
+                "temporal_worker.contracts",
+                "temporal_worker.context",
+                "temporal_worker.trace_context",
+                "temporalio",
+            ),
         ),
+        (("temporal_worker/trace_context.py",), ("opentelemetry", "temporalio")),
     ],
-    ids=["contracts", "context", "workflows"],
+    ids=["contracts", "context", "workflows", "trace_context"],
 )
 def test_sandboxed_code_imports_only_the_standard_library_and_its_own_kind(
     sources: tuple[str, ...], allowed: tuple[str, ...]
