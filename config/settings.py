@@ -110,6 +110,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    # Persistent: the worker's activities and the websockets' queries share one ORM
+    # thread, which opened (and registered its functions on) a new connection for every
+    # call otherwise: 7% of the embedded process's CPU at 200 users (bench/load.py). A
+    # file has no server to restart; each HTTP request still gets its own thread (ASGI).
+    DATABASES["default"]["CONN_MAX_AGE"] = None
 else:
     # Under ASGI every request runs in its own thread, so persistent connections would
     # pile up (Django's advice: 0 with ASGI); the worker keeps one per ORM thread anyway.
@@ -126,7 +131,7 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "config.channel_layer.ThrottledInMemoryChannelLayer"}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -96,7 +96,8 @@ class _DatabaseConnections(ActivityInboundInterceptor):
 
 
 def _persistent_connections() -> bool:
-    return any(db.get("CONN_MAX_AGE", 0) for db in settings.DATABASES.values())
+    # None is persistent too (SQLite's): only 0 closes after each use.
+    return any(db.get("CONN_MAX_AGE", 0) != 0 for db in settings.DATABASES.values())
 
 
 class DatabaseConnectionsInterceptor(Interceptor):
