@@ -52,11 +52,18 @@ from temporal_worker.tools.agents import agent_tools
 from temporal_worker.tools.planner import plan_calls
 from temporal_worker.tools.registry import ToolRegistry
 
+# Heartbeats follow progress: one when the text or phase changed (checked twice a
+# second), else one every KEEPALIVE to keep the 5 s heartbeat timeout meaningful. On a
+# clock alone, a turn slowed by load heartbeated (and encoded its text) more often, so
+# its cost grew with the load (bench/load.py).
 HEARTBEAT_EVERY_SECONDS = 0.5
+HEARTBEAT_KEEPALIVE_SECONDS = 2.0
 DELTA_COALESCE_SECONDS = 0.02
 # Full-text snapshots let a socket that missed deltas (it joined late, or the
-# layer dropped one) converge without a reload.
+# layer dropped one) converge without a reload: at most one per half second and per
+# SNAPSHOT_EVERY_PUSHES deltas, so a stream stretched by load sends no more of them.
 SNAPSHOT_EVERY_SECONDS = 0.5
+SNAPSHOT_EVERY_PUSHES = 8
 DEFAULT_RETRY_AFTER_SECONDS = 10
 # Client errors that may pass when asked again; any other 4xx would fail the same way.
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 409, 429})
@@ -80,6 +87,9 @@ class _Stream:
     pushed: int = 0
     last_push: float = 0.0
     last_snapshot: float = 0.0
+    pushes_since_snapshot: int = 0
+    heartbeated: tuple[int, str, str] = (0, "", "")
+    last_heartbeat: float = 0.0
     flush_later: asyncio.Task[None] | None = None
 
     def details(self) -> dict[str, Any]:
@@ -96,9 +106,19 @@ class _Stream:
     async def push(self, event: Any) -> None:
         await self.live.publish(conversation_group(self.conversation_id), event)
 
+    def heartbeat(self) -> None:
+        self.heartbeated = (len(self.text), self.phase, self.label)
+        self.last_heartbeat = time.monotonic()
+        activity.heartbeat(self.details())
+
+    def heartbeat_if_due(self) -> None:
+        changed = self.heartbeated != (len(self.text), self.phase, self.label)
+        if changed or time.monotonic() - self.last_heartbeat >= HEARTBEAT_KEEPALIVE_SECONDS:
+            self.heartbeat()
+
     async def set_phase(self, phase: str, label: str) -> None:
         self.phase, self.label = phase, label
-        activity.heartbeat(self.details())
+        self.heartbeat()
         await self.push(ReplyPhase(reply_id=self.reply_id, phase=phase, label=label))
 
     async def add(self, delta: str) -> None:
@@ -122,8 +142,12 @@ class _Stream:
         await self.push(
             ReplyDelta(reply_id=self.reply_id, offset=offset, delta=self.text[offset : self.pushed])
         )
-        if self.last_push - self.last_snapshot >= SNAPSHOT_EVERY_SECONDS:
-            self.last_snapshot = self.last_push
+        self.pushes_since_snapshot += 1
+        if (
+            self.last_push - self.last_snapshot >= SNAPSHOT_EVERY_SECONDS
+            and self.pushes_since_snapshot >= SNAPSHOT_EVERY_PUSHES
+        ):
+            self.last_snapshot, self.pushes_since_snapshot = self.last_push, 0
             await self.push(ReplySnapshot(reply_id=self.reply_id, text=self.text))
 
     async def close(self) -> None:
@@ -150,7 +174,7 @@ async def _heartbeat_forever(stream: _Stream) -> None:
     # set_phase has just sent the first one.
     while True:
         await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
-        activity.heartbeat(stream.details())
+        stream.heartbeat_if_due()
 
 
 @dataclass
@@ -235,6 +259,19 @@ class LlmActivity:
         stream = _Stream(
             live=self.ports.live, conversation_id=req.conversation_id, reply_id=req.reply_id
         )
+        # From the first moment, not from the model call: under load the step's database
+        # work waits for the ORM thread, and 5 s without a heartbeat looked like a dead
+        # worker, so Temporal started a second attempt doing the same work again (at 200
+        # users about one extra attempt a turn: the cost per turn grew with the load).
+        heartbeat = asyncio.create_task(_heartbeat_forever(stream))
+        try:
+            return await self._call(req, stream)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _call(self, req: LlmRequest, stream: _Stream) -> LlmResult:
         # The page hears of the reply while the step begins: neither needs the other. The
         # agent is read now, so a change in the admin applies from this call on.
         (profile, registry), _ = await asyncio.gather(
@@ -255,7 +292,6 @@ class LlmActivity:
                 await stream.push(MessageRecorded(message_id=message.id, reply_id="", final=False))
         llm = self._llm_for(profile)
         await self._within_budget(req, profile)
-        heartbeat = asyncio.create_task(_heartbeat_forever(stream))
         call = _CallMeter(req=req, agent=profile.slug, model=llm.model)
         try:
             with model_call_span(llm.model, llm.base_url) as span:
@@ -321,9 +357,6 @@ class LlmActivity:
             if stream.flush_later is not None:
                 stream.flush_later.cancel()
                 stream.flush_later = None
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
             # Every attempt is a call of its own, kept with what the provider reported
             # (a failed or stopped one too).
             await self._record_call(call, sys.exc_info()[1])
