@@ -1,25 +1,37 @@
-"""Load check: N users chatting at once through the real web server and websockets.
+"""Load check: N users chatting at once through the real web server and websockets,
+next to the bare design (bench/bare.py) as the anchor.
 
 Every user is a logged-in aiohttp session with its own conversation and websocket. It
 starts the conversation (untimed), then sends `--turns` messages one after another,
 each timed from the POST to the final message on its websocket. The scripted model
 answers at zero latency, so the figures are the product's own cost. For N = 10, 50
-and 200, in two modes, each N on a freshly started stack:
+and 200, in four modes, each N on a freshly started stack, the modes of one N run one
+after another (bare-stream, embedded, bare, production) so that the anchor and the
+product meet the same machine state:
 
 - embedded: `manage.py serve` (daphne with the worker inside, SQLite, in-memory
   channel layer), as `make run` starts it (bench/stack.py);
 - production: PostgreSQL, Redis, Temporal, 2 worker processes and 2 daphne web
   processes (scripts/prod_stack.py); user i posts to web i % 2 and watches its
-  websocket on the other one, so every turn crosses processes through Redis.
+  websocket on the other one, so every turn crosses processes through Redis;
+- bare / bare-stream: the design a user would write instead (bench/bare.py): a
+  workflow takes the message by Update, one activity calls the model (non-streaming,
+  or streaming with the deltas joined) and the reply is the Update's result. A Temporal
+  dev server, the scripted model and the bare worker, each a process; each user's turn
+  is timed from the Update call to the reply returned. No web server, no database.
 
 Reports turns per second, p50/p95/max latency, turns slower than a minute, errors (must
 be zero: a turn refused, lost, or not answered within two minutes) and the peak resident
 memory of each process (VmHWM from /proc; for PostgreSQL also the sampled peak of its
-backends' summed PSS). Writes bench/results/load.json. Not a test: nothing is asserted
-beyond the exit status (1 when any error happened).
+backends' summed PSS), and the CPU each process used per timed turn (from the moment
+every user is ready to the last answer: setup left out), the load generator included.
+Writes bench/results/load.json and bench/results/load-cpu.png (CPU ms per turn by
+process). Not a test: nothing is asserted beyond the exit status (1 when any error
+happened).
 
-    .venv/bin/python bench/load.py                       # both modes, N = 10 50 200
+    .venv/bin/python bench/load.py                       # all four modes, N = 10 50 200
     .venv/bin/python bench/load.py --mode production --users 10 --turns 2
+    .venv/bin/python bench/load.py --mode bare-stream --users 10 --turns 2
 """
 
 from __future__ import annotations
@@ -48,10 +60,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from stack import percentile, product_stack  # noqa: E402
 
+from bench.bare import bare_stack, run_bare_users  # noqa: E402
 from scripts.chat_client import ChatClient, ChatError  # noqa: E402
 from scripts.prod_stack import production_stack  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
+LOAD_GENERATOR = "load generator"
+SERVER_TOTAL = "total (server side)"
 SETUP_CONCURRENCY = 25
 # An error is a turn that fails or is not answered within this long: a user gives up.
 # Slower answers that do arrive count as slow (and show in p95 and max), not as errors.
@@ -116,12 +131,16 @@ class MemoryWatch:
     marked as trees (PostgreSQL) a sampled peak of the summed PSS of the process and
     all its descendants (PSS shares shared memory out, so the sum is not inflated)."""
 
-    def __init__(self, processes: dict[str, int], trees: set[str] = frozenset()) -> None:
+    def __init__(
+        self, processes: dict[str, int], trees: set[str] | frozenset[str] = frozenset()
+    ) -> None:
         self.processes = processes
         self.trees = trees
         self.tree_peak_kb: dict[str, int] = dict.fromkeys(trees, 0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._cpu_go: dict[str, float] | None = None
+        self._cpu_end: dict[str, float] | None = None
 
     def __enter__(self) -> MemoryWatch:
         self.cpu_start = self._cpu_seconds()
@@ -129,12 +148,18 @@ class MemoryWatch:
         return self
 
     def _cpu_seconds(self) -> dict[str, float]:
-        """User + system CPU seconds of each named process and its descendants."""
+        """User + system CPU seconds of each named process and its descendants, except
+        descendants named themselves (serve starts Temporal and the model: each counts
+        once, under its own name). The load generator's own CPU under LOAD_GENERATOR."""
         ticks = os.sysconf("SC_CLK_TCK")
+        tree = _children_by_parent()
+        named = set(self.processes.values())
         used: dict[str, float] = {}
         for name, pid in self.processes.items():
-            total = 0
-            for p in [pid, *descendants(pid)]:
+            total, todo = 0, [pid]
+            while todo:
+                p = todo.pop()
+                todo.extend(c for c in tree.get(p, []) if c not in named)
                 try:
                     with open(f"/proc/{p}/stat") as stat:
                         fields = stat.read().rsplit(")", 1)[1].split()
@@ -142,11 +167,31 @@ class MemoryWatch:
                 except (OSError, IndexError, ValueError):
                     pass
             used[name] = total / ticks
+        used[LOAD_GENERATOR] = time.process_time()
         return used
+
+    def mark_go(self) -> None:
+        self._cpu_go = self._cpu_seconds()
+
+    def mark_end(self) -> None:
+        self._cpu_end = self._cpu_seconds()
+
+    def cpu_ms_per_turn(self, turns: int) -> dict[str, float]:
+        """CPU ms per timed turn of each process, between mark_go and mark_end, and the
+        sum of the server side (everything but the load generator)."""
+        go, end = self._cpu_go, self._cpu_end
+        if not turns or go is None or end is None:
+            return {}
+        per_turn = {name: round((end[name] - go.get(name, 0.0)) * 1000 / turns, 1) for name in end}
+        per_turn[SERVER_TOTAL] = round(
+            sum(ms for name, ms in per_turn.items() if name != LOAD_GENERATOR), 1
+        )
+        return per_turn
 
     def cpu_used(self) -> dict[str, float]:
         """CPU seconds each process (with its children) used since the watch started."""
         now = self._cpu_seconds()
+        now.pop(LOAD_GENERATOR)  # reported on its own, as client_cpu_seconds
         return {name: round(now[name] - self.cpu_start.get(name, 0.0), 1) for name in now}
 
     def __exit__(self, *exc: object) -> None:
@@ -195,10 +240,20 @@ class RunResult:
     # and what this load generator itself used (it shares the machine).
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     client_cpu_seconds: float = 0.0
+    # CPU ms per timed turn (setup left out) of each process, the load generator
+    # included, and SERVER_TOTAL: all but the load generator.
+    cpu_ms_per_turn: dict[str, float] = field(default_factory=dict)
 
 
 async def run_users(
-    *, mode: str, sessions: list[str], web_urls: list[str], behind_proxy: bool, turns: int
+    *,
+    mode: str,
+    sessions: list[str],
+    web_urls: list[str],
+    behind_proxy: bool,
+    turns: int,
+    on_go: Callable[[], None] | None = None,
+    on_end: Callable[[], None] | None = None,
 ) -> RunResult:
     result = RunResult(mode=mode, users=len(sessions), turns_per_user=turns)
     latencies: list[float] = []
@@ -262,10 +317,14 @@ async def run_users(
     watch = asyncio.create_task(_progress(lambda: ready_count, len(sessions), latencies, errors))
     await all_ready.wait()
     started = time.perf_counter()
+    if on_go is not None:
+        on_go()
     go.set()
     result.setup_seconds = round(started - setup_started, 1)
     await asyncio.gather(*tasks)
     result.seconds = round(time.perf_counter() - started, 2)
+    if on_end is not None:
+        on_end()
     result.client_cpu_seconds = round(time.process_time() - client_cpu, 1)
     watch.cancel()
     for client in clients:
@@ -316,7 +375,7 @@ def _tasks_dump() -> None:
     sys.stdout.flush()
 
 
-# --- the two modes ----------------------------------------------------------------
+# --- the modes --------------------------------------------------------------------
 
 
 @contextmanager
@@ -356,8 +415,9 @@ def _serve_output_drain(pid: int, users: int) -> threading.Thread | None:
         ),
         None,
     )
-    if proc is None:
+    if proc is None or proc.stdout is None:
         return None
+    output = proc.stdout
     target = LOGS_DIR / f"embedded-{users}" / "serve.log" if LOGS_DIR else None
 
     def copy() -> None:
@@ -366,7 +426,7 @@ def _serve_output_drain(pid: int, users: int) -> threading.Thread | None:
             target.parent.mkdir(parents=True, exist_ok=True)
             sink = target.open("w")
         try:
-            for line in proc.stdout:
+            for line in output:
                 if sink is not None:
                     sink.write(line)
         except (OSError, ValueError):
@@ -406,10 +466,24 @@ def _sessions(env: dict[str, str], users: int) -> list[str]:
     return list(json.loads(output).values())
 
 
-MODES: dict[str, Callable[[int], Any]] = {"embedded": embedded, "production": production}
+def bare(_users: int) -> Any:
+    return bare_stack()
+
+
+MODES: dict[str, Callable[[int], Any]] = {
+    "embedded": embedded,
+    "production": production,
+    "bare": bare,
+    "bare-stream": bare,
+}
+BARE_MODES = {"bare": False, "bare-stream": True}  # mode -> streaming
+# With --mode all, each N runs these one after another; the anchor first and between.
+ALL_MODES = ["bare-stream", "embedded", "bare", "production"]
 
 
 def run(mode: str, users: int, turns: int) -> RunResult:
+    if mode in BARE_MODES:
+        return run_bare(mode, users, turns)
     with MODES[mode](users) as (web_urls, sessions, behind_proxy, processes, trees):
         with MemoryWatch(processes, trees) as memory:
             result = asyncio.run(
@@ -419,10 +493,33 @@ def run(mode: str, users: int, turns: int) -> RunResult:
                     web_urls=web_urls,
                     behind_proxy=behind_proxy,
                     turns=turns,
+                    on_go=memory.mark_go,
+                    on_end=memory.mark_end,
                 )
             )
             result.peak_rss_mb = memory.peaks_mb()
             result.cpu_seconds = memory.cpu_used()
+            result.cpu_ms_per_turn = memory.cpu_ms_per_turn(result.turns)
+    return result
+
+
+def run_bare(mode: str, users: int, turns: int) -> RunResult:
+    with MODES[mode](users) as stack, MemoryWatch(stack.processes) as memory:
+        figures = asyncio.run(
+            run_bare_users(
+                stack.address,
+                stack.task_queue,
+                users,
+                turns,
+                BARE_MODES[mode],
+                on_go=memory.mark_go,
+                on_end=memory.mark_end,
+            )
+        )
+        result = RunResult(mode=mode, users=users, turns_per_user=turns, **figures)
+        result.peak_rss_mb = memory.peaks_mb()
+        result.cpu_seconds = memory.cpu_used()
+        result.cpu_ms_per_turn = memory.cpu_ms_per_turn(result.turns)
     return result
 
 
@@ -444,6 +541,9 @@ def print_table(results: list[RunResult]) -> None:
             f"{'':>11}setup {r.setup_seconds} s, run {r.seconds} s; CPU s: {cpu}, "
             f"load generator {r.client_cpu_seconds}"
         )
+        if r.cpu_ms_per_turn:
+            per_turn = ", ".join(f"{name} {ms:g}" for name, ms in r.cpu_ms_per_turn.items())
+            print(f"{'':>11}CPU ms per timed turn: {per_turn}")
         if r.catch_up_misses:
             print(f"{'':>11}late sockets that missed a finished reply: {r.catch_up_misses}")
         for sample in r.error_samples:
@@ -454,8 +554,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, nargs="+", default=[10, 50, 200])
     parser.add_argument("--turns", type=int, default=3, help="timed messages per user")
-    parser.add_argument("--mode", choices=["embedded", "production", "both"], default="both")
+    parser.add_argument(
+        "--mode",
+        choices=[*MODES, "all", "both"],
+        default="all",
+        help="all: the four modes interleaved per N; both: embedded and production only",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "load.json")
+    parser.add_argument(
+        "--plot", type=Path, help="CPU per turn chart (default: beside --output, *-cpu.png)"
+    )
     parser.add_argument("--logs", type=Path, help="keep production-mode process logs here")
     args = parser.parse_args()
     global LOGS_DIR
@@ -463,11 +571,11 @@ def main() -> None:
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # sockets: 2+ per user
-    modes = ["embedded", "production"] if args.mode == "both" else [args.mode]
+    modes = {"all": ALL_MODES, "both": ["embedded", "production"]}.get(args.mode, [args.mode])
     results: list[RunResult] = []
     started = time.monotonic()
-    for mode in modes:
-        for users in args.users:
+    for users in args.users:
+        for mode in modes:
             print(f"{mode}: {users} users x {args.turns} turns ...", flush=True)
             results.append(run(mode, users, args.turns))
             print_table(results[-1:])
@@ -490,7 +598,11 @@ def main() -> None:
         )
         + "\n"
     )
-    print(f"\nwrote {args.output}")
+    plot = args.plot or args.output.with_name(f"{args.output.stem}-cpu.png")
+    from bench.report import plot_load_cpu
+
+    plot_load_cpu([asdict(r) for r in results], plot)
+    print(f"\nwrote {args.output} and {plot}")
     sys.exit(1 if any(r.errors for r in results) else 0)
 
 

@@ -1,4 +1,5 @@
-"""The bench's output: a table on stdout, bench/results/bench.json and bench/results/latency.png."""
+"""The bench's output: a table on stdout, bench/results/bench.json and
+bench/results/latency.png; and bench/load.py's CPU chart, bench/results/load-cpu.png."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def write_json(data: dict[str, Any], path: Path) -> None:
 
 def plot(rows: list[dict[str, Any]], concurrency: dict[str, Any] | None, path: Path) -> None:
     """Left: median and p95 of every latency, with the floor's median as a line.
-    Right: step latency by number of conversations in parallel, floor vs product."""
+    Right: step latency by number of conversations in parallel: floor, product and the
+    bare design."""
     try:
         import matplotlib
     except ImportError:
@@ -91,7 +93,15 @@ def plot(rows: list[dict[str, Any]], concurrency: dict[str, Any] | None, path: P
     ax.grid(axis="y", alpha=0.3)
     if concurrency:
         ax2 = axes[1]
-        for name, color in (("floor", "#7f7f7f"), ("product", "#1f77b4")):
+        lines = (
+            ("floor", "#7f7f7f"),
+            ("product", "#1f77b4"),
+            ("bare_stream", "#2ca02c"),
+            ("bare", "#98df8a"),
+        )
+        for name, color in lines:
+            if name not in concurrency:
+                continue
             levels = sorted(int(k) for k in concurrency[name])
             med = [concurrency[name][str(k)]["median_ms"] for k in levels]
             p95 = [concurrency[name][str(k)]["p95_ms"] for k in levels]
@@ -105,6 +115,66 @@ def plot(rows: list[dict[str, Any]], concurrency: dict[str, Any] | None, path: P
         ax2.set_title("Step latency by concurrency")
         ax2.grid(alpha=0.3)
         ax2.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_load_cpu(runs: list[dict[str, Any]], path: Path) -> None:
+    """bench/load.py's chart: CPU ms per timed turn, one stacked bar per mode and N, a
+    segment per process (the load generator hatched: it is the client, not the server)."""
+    # The production stack calls the scripted model "model": one colour for both.
+    alias = {"model": "scripted model"}
+    per_turn = [
+        {alias.get(name, name): ms for name, ms in r["cpu_ms_per_turn"].items()}
+        for r in runs
+        if r.get("cpu_ms_per_turn")
+    ]
+    runs = [r for r in runs if r.get("cpu_ms_per_turn")]
+    if not runs:
+        return
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed (`pip install -e '.[bench]'`): no plot drawn")
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    skip = {"total (server side)"}
+    names: list[str] = []
+    for figures in per_turn:
+        names += [n for n in figures if n not in skip and n not in names]
+    # The load generator on top of every bar, apart from the server's processes.
+    names.sort(key=lambda n: n == "load generator")
+    colors = plt.get_cmap("tab20")
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.1 * len(runs) + 3), 6))
+    xs = list(range(len(runs)))
+    bottoms = [0.0] * len(runs)
+    for index, name in enumerate(names):
+        heights = [figures.get(name, 0.0) for figures in per_turn]
+        client = name == "load generator"
+        ax.bar(
+            xs,
+            heights,
+            bottom=bottoms,
+            label=name,
+            color="white" if client else colors(index % 20),
+            edgecolor="#555555" if client else "none",
+            hatch="//" if client else None,
+        )
+        bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+    for x, r in zip(xs, runs, strict=True):
+        total = r["cpu_ms_per_turn"].get("total (server side)")
+        if total is not None:
+            ax.text(x, bottoms[x], f"{total:.1f}", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(xs)
+    ax.set_xticklabels([f"{r['mode']}\nN={r['users']}" for r in runs], fontsize=8)
+    ax.set_ylabel("CPU ms per timed turn (number: server side)")
+    ax.set_title("Load check: CPU per turn by process")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -1,19 +1,26 @@
-"""Where the time goes: the product's latencies next to Temporal's own floor, in one run.
+"""Where the time goes: the product's latencies next to Temporal's own floor and the
+bare design, in one run.
 
     .venv/bin/python bench/run.py            # everything, about 4 minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # fewer samples, 300 pending approvals max
+    .venv/bin/python bench/run.py --only-step --quick   # (a)+(b) and concurrency only
 
 One Temporal dev server is started for the run, with the product's real worker, a
-floor worker, Django on a throwaway SQLite database and the scripted model (zero
-latency), all in this process. Then the whole product (`manage.py serve`, as
-`make run` starts it) runs once more in a subprocess for the web-layer figures.
+floor worker, the bare design's worker (bench/bare.py), Django on a throwaway SQLite
+database and the scripted model (zero latency), all in this process. Then the whole
+product (`manage.py serve`, as `make run` starts it) runs once more in a subprocess for
+the web-layer figures.
 
 Measured (median and p95; product figures also as a ratio to the floor of the run):
 
 (a) the floor: an Update to a bare workflow that runs one no-op activity per step;
 (b) one agent step: message Update → LLM activity → the final `chat.message` event on the
     conversation's channel-layer group; also through the service layer the view
-    calls, and through the real web server (POST → final websocket fragment);
+    calls, and through the real web server (POST → final websocket fragment). The
+    anchor, measured in the same interleaved loop: the bare design (the chat a user
+    would write instead: Update → one activity calling the model through one reused
+    AsyncOpenAI client → the reply as the Update's result; streaming and not), with
+    the agent step as a ratio to the bare streaming design (target: at most 1.2x);
 (c) a step with two parallel read tools (LLM → 2 tools → LLM), next to a floor of
     the same shape;
 (d) an approval round trip: the reviewer's decide Update → the workflow resumed
@@ -28,7 +35,8 @@ Measured (median and p95; product figures also as a ratio to the floor of the ru
 (h) tracing: the same agent step with telemetry off and on (OTLP export to a local
     receiver, temporalio's TracingInterceptor, the product's spans and metrics), interleaved
     (`--tracing-only` runs just this section);
-plus step latency by concurrency (1/4/16 conversations in parallel).
+plus step latency by concurrency (1/4/16 conversations in parallel): floor, product and
+the bare design, with the ratios.
 
 Writes bench/results/bench.json and bench/results/latency.png.
 """
@@ -47,7 +55,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import harness, report  # noqa: E402
+from bench import bare, harness, report  # noqa: E402
 from bench.harness import progress, summary  # noqa: E402
 
 DEFINITIONS = {
@@ -64,7 +72,13 @@ DEFINITIONS = {
     "no-op activities), shape_ratio_to names it.",
     "cpu": "time.process_time() of the bench process across the step: the worker, the "
     "in-process model and the bench itself, every thread; less sensitive to other load.",
+    "bare": "the bare design (bench/bare.py): the Update carrying the message → one activity "
+    "calling the model (one reused AsyncOpenAI(max_retries=0) client) → the reply returned as "
+    "the Update's result; its reply_out is the Update call until the reply is back. "
+    "step_vs_bare is the agent step's reply_out / the bare streaming design's (target ≤ 1.2).",
 }
+# The agent step's reply_out over the bare streaming design's: the target.
+BARE_TARGET = 1.2
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -89,13 +103,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--no-web", action="store_true", help="skip the web-layer stack")
     parser.add_argument(
+        "--only-step",
+        action="store_true",
+        help="only (a)+(b) with the bare anchor and the concurrency figures "
+        "(writes bench-step.json / latency-step.png unless --out / --plot say otherwise)",
+    )
+    parser.add_argument(
         "--model-in-process",
         action="store_true",
         help="run the scripted model inside the benchmark process (the first rounds did)",
     )
-    parser.add_argument("--out", default=str(report.RESULTS / "bench.json"))
-    parser.add_argument("--plot", default=str(report.RESULTS / "latency.png"))
+    parser.add_argument("--out")
+    parser.add_argument("--plot")
     args = parser.parse_args(argv)
+    # A partial run does not overwrite the full run's results.
+    suffix = "-step" if args.only_step else ""
+    args.out = args.out or str(report.RESULTS / f"bench{suffix}.json")
+    args.plot = args.plot or str(report.RESULTS / f"latency{suffix}.png")
     if args.quick:
         args.runs, args.tool_runs, args.approval_runs, args.web_runs = 15, 10, 10, 10
         args.new_runs, args.mcp_runs, args.mcp_list_reps = 10, 10, 2
@@ -111,10 +135,15 @@ async def in_process(var_dir: str, users: harness.Users, args: argparse.Namespac
             None if args.model_in_process else exits.enter_context(harness.model_subprocess())
         )
         mcp_url = exits.enter_context(harness.mcp_lab_http())
-        async with harness.in_process_stack(var_dir, users, model_url=model_url) as stack:
-            progress("stack up: Temporal dev server, product worker, floor worker, model")
+        async with (
+            harness.in_process_stack(var_dir, users, model_url=model_url) as stack,
+            bare.worker(stack.client, bare.BARE_QUEUE, stack.model_url),
+        ):
+            progress("stack up: Temporal dev server, product, floor and bare workers, model")
             if args.tracing_only:
                 return await _measure_tracing(stack, args)
+            if args.only_step:
+                return await _measure_step(stack, args)
             return {
                 **await _measure(stack, args, mcp_url=mcp_url),
                 **await _measure_tracing(stack, args),
@@ -168,7 +197,29 @@ def tracing_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-async def _measure(stack: Any, args: argparse.Namespace, *, mcp_url: str) -> dict[str, Any]:
+def rolling_bare(stack: Any, *, stream: bool) -> Any:
+    """The bare design, TURNS_PER_CONVERSATION turns per workflow as the floor and the
+    product have, a turn timed from the Update call to the reply returned."""
+    from bench import scenarios as sc
+
+    state: dict[str, Any] = {"conversation": None, "n": 0}
+
+    async def sample() -> sc.Sample:
+        conv = state["conversation"]
+        if conv is None or conv.turns >= sc.TURNS_PER_CONVERSATION:
+            if conv is not None:
+                await conv.close()
+            conv = state["conversation"] = await bare.BareConversation(
+                stack.client, bare.BARE_QUEUE, stream=stream
+            ).start()
+        state["n"] += 1
+        return await conv.turn(sc.PLAIN_TEXT.format(n=state["n"]))
+
+    return sc.Measure("bare_stream" if stream else "bare", sample)
+
+
+async def _measure_step(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """(a) and (b)'s agent step next to the floor and the bare design, interleaved."""
     from bench import scenarios as sc
 
     out: dict[str, Any] = {}
@@ -176,6 +227,8 @@ async def _measure(stack: Any, args: argparse.Namespace, *, mcp_url: str) -> dic
     warm = [
         sc.rolling_floor(stack, [1]),
         sc.rolling_product(stack, sc.PLAIN_TEXT, name="warm"),
+        rolling_bare(stack, stream=True),
+        rolling_bare(stack, stream=False),
     ]
     await sc.interleaved(warm, 5, label="warm-up")
 
@@ -184,9 +237,74 @@ async def _measure(stack: Any, args: argparse.Namespace, *, mcp_url: str) -> dic
         sc.rolling_floor(stack, [1], with_start=True),
         sc.rolling_product(stack, sc.PLAIN_TEXT, name="step"),
         sc.rolling_product(stack, sc.PLAIN_TEXT, via="service", name="step_service"),
+        rolling_bare(stack, stream=True),
+        rolling_bare(stack, stream=False),
     ]
-    await sc.interleaved(measures, args.runs, label="(a)+(b) floor and agent step")
+    await sc.interleaved(measures, args.runs, label="(a)+(b) floor, agent step, bare design")
     out.update({m.name: m for m in measures})
+    if args.only_step:
+        out["concurrency"] = await _concurrency(stack, args)
+    return out
+
+
+async def _concurrency(stack: Any, args: argparse.Namespace) -> dict[str, dict[int, list[float]]]:
+    """N conversations in parallel, each taking steps in turn, for the floor, the product
+    and the bare design; at each level one after another, on the same stack."""
+    from bench import scenarios as sc
+
+    levels = [int(x) for x in args.concurrency.split(",") if x]
+    progress(f"latency by concurrency {levels}")
+    samples_per_level = max(20, args.runs // 2)
+    names = ("floor", "product", "bare_stream", "bare")
+    out: dict[str, dict[int, list[float]]] = {name: {} for name in names}
+
+    async def floor_loop(conv: sc.FloorConversation, steps: int) -> list[float]:
+        return [(await conv.step())["reply_out"] for _ in range(steps)]
+
+    async def product_loop(conv: sc.ProductConversation, offset: int, steps: int) -> list[float]:
+        texts = (sc.PLAIN_TEXT.format(n=offset * 100 + i) for i in range(steps))
+        return [(await conv.turn(text))["reply_out"] for text in texts]
+
+    async def bare_loop(conv: bare.BareConversation, offset: int, steps: int) -> list[float]:
+        texts = (sc.PLAIN_TEXT.format(n=offset * 100 + i) for i in range(steps))
+        return [(await conv.turn(text))["reply_out"] for text in texts]
+
+    for level in levels:
+        steps = max(2, -(-samples_per_level // level))
+        floors = await asyncio.gather(*(sc.FloorConversation(stack).start() for _ in range(level)))
+        convs = await asyncio.gather(*(sc.ProductConversation.create(stack) for _ in range(level)))
+        bares = {
+            name: await asyncio.gather(
+                *(
+                    bare.BareConversation(stack.client, bare.BARE_QUEUE, stream=stream).start()
+                    for _ in range(level)
+                )
+            )
+            for name, stream in (("bare_stream", True), ("bare", False))
+        }
+        runs = await asyncio.gather(*(floor_loop(c, steps) for c in floors))
+        out["floor"][level] = [x for run in runs for x in run]
+        runs = await asyncio.gather(*(product_loop(c, i, steps) for i, c in enumerate(convs)))
+        out["product"][level] = [x for run in runs for x in run]
+        for name, conversations in bares.items():
+            runs = await asyncio.gather(
+                *(bare_loop(c, i, steps) for i, c in enumerate(conversations))
+            )
+            out[name][level] = [x for run in runs for x in run]
+        for conv in convs:
+            await conv.close()
+        for floor in floors:
+            await floor.close()
+        for conversations in bares.values():
+            await asyncio.gather(*(c.close() for c in conversations))
+        progress(f"concurrency {level}: {steps} steps each done")
+    return out
+
+
+async def _measure(stack: Any, args: argparse.Namespace, *, mcp_url: str) -> dict[str, Any]:
+    from bench import scenarios as sc
+
+    out = await _measure_step(stack, args)
 
     measures = [sc.new_floor(stack), sc.new_conversation(stack)]
     await sc.interleaved(measures, args.new_runs, label="(b) first message of a conversation")
@@ -221,11 +339,7 @@ async def _measure(stack: Any, args: argparse.Namespace, *, mcp_url: str) -> dic
     progress("(g) listing an MCP server's tools")
     out["mcp_listing"] = await sc.mcp_listing(lab, args.mcp_list_reps)
 
-    levels = [int(x) for x in args.concurrency.split(",") if x]
-    progress(f"latency by concurrency {levels}")
-    out["concurrency"] = await sc.by_concurrency(
-        stack, levels, samples_per_level=max(20, args.runs // 2)
-    )
+    out["concurrency"] = await _concurrency(stack, args)
 
     out["dashboard"] = []
     for size in [int(x) for x in args.dashboard.split(",") if x]:
@@ -269,7 +383,8 @@ def row(
     return entry
 
 
-def build_rows(res: dict[str, Any], web: dict[str, Any] | None) -> list[dict[str, Any]]:
+def step_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """(a) and (b)'s agent step with the bare design next to it (all of --only-step)."""
     rows: list[dict[str, Any]] = []
     floor_m = res["floor"]
     floor = summary(floor_m.series("reply_out"))
@@ -346,6 +461,15 @@ def build_rows(res: dict[str, Any], web: dict[str, Any] | None) -> list[dict[str
             ratio_to="floor_settled",
         )
     )
+    rows.extend(bare_rows(res))
+    return rows
+
+
+def build_rows(res: dict[str, Any], web: dict[str, Any] | None) -> list[dict[str, Any]]:
+    rows = step_rows(res)
+    floor_m = res["floor"]
+    floor = summary(floor_m.series("reply_out"))
+    step = res["step"]
     new_floor = summary(res["floor_new"].series("reply_out"))
     rows.append(
         row(
@@ -588,6 +712,113 @@ def build_rows(res: dict[str, Any], web: dict[str, Any] | None) -> list[dict[str
     return rows
 
 
+def bare_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """The anchor: the bare design (streaming and not), and the agent step over it."""
+    floor = summary(res["floor"].series("reply_out"))
+    bare_stream = res["bare_stream"].series("reply_out")
+    return [
+        row(
+            "b",
+            "bare_stream",
+            "bare design, streaming: Update → reply returned",
+            bare_stream,
+            short="bare stream",
+            floor=floor,
+            plot=True,
+        ),
+        row(
+            "b",
+            "bare",
+            "bare design, non-streaming: Update → reply returned",
+            res["bare"].series("reply_out"),
+            short="bare",
+            floor=floor,
+            plot=True,
+        ),
+        row(
+            "b",
+            "step_vs_bare",
+            f"agent step vs the bare streaming design (target ≤ {BARE_TARGET}x)",
+            res["step"].series("reply_out"),
+            floor=summary(bare_stream),
+            ratio_to="bare_stream",
+        ),
+        row(
+            "b",
+            "step_cpu_vs_bare",
+            "agent step: CPU of this process per step, vs the bare stream",
+            res["step"].series("cpu"),
+            floor=summary(res["bare_stream"].series("cpu")),
+            ratio_to="bare_stream_cpu",
+        ),
+        row(
+            "b",
+            "bare_stream_cpu",
+            "bare design, streaming: CPU of this process per step",
+            res["bare_stream"].series("cpu"),
+            floor=summary(res["floor"].series("cpu")),
+            ratio_to="floor_cpu",
+        ),
+        row(
+            "b",
+            "bare_cpu",
+            "bare design, non-streaming: CPU of this process per step",
+            res["bare"].series("cpu"),
+            floor=summary(res["floor"].series("cpu")),
+            ratio_to="floor_cpu",
+        ),
+    ]
+
+
+def concurrency_figures(res: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Summaries by concurrency level, and the ratios of their medians at each level."""
+    concurrency = {
+        name: {str(level): summary(values) for level, values in by_level.items()}
+        for name, by_level in res["concurrency"].items()
+    }
+
+    def ratio(name: str, of: str, level: str) -> float | None:
+        a, b = concurrency.get(name, {}).get(level), concurrency.get(of, {}).get(level)
+        if not a or not b or not a["n"] or not b["n"]:
+            return None
+        return round(a["median_ms"] / b["median_ms"], 2)
+
+    ratios = {
+        level: {
+            "product_x_floor": ratio("product", "floor", level),
+            "product_x_bare_stream": ratio("product", "bare_stream", level),
+            "bare_stream_x_floor": ratio("bare_stream", "floor", level),
+            "bare_x_floor": ratio("bare", "floor", level),
+        }
+        for level in concurrency.get("floor", {})
+    }
+    return concurrency, ratios
+
+
+def print_concurrency(concurrency: dict[str, Any], ratios: dict[str, Any]) -> None:
+    print("step latency by concurrency (median / p95 ms):")
+    for name, by_level in concurrency.items():
+        cells = "  ".join(
+            f"{level:>2}: {s['median_ms']:.0f} / {s['p95_ms']:.0f}" for level, s in by_level.items()
+        )
+        print(f"  {name:<12} {cells}")
+    print("ratios of the medians:")
+    for level, by_name in ratios.items():
+        cells = "  ".join(f"{name} {report.fmt(value, 2)}" for name, value in by_name.items())
+        print(f"  {level:>2}: {cells}")
+
+
+def anchor(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    step = next((r for r in rows if r["key"] == "step_vs_bare"), {})
+    ratio = step.get("ratio")
+    return {
+        "step_x_bare_stream": ratio,
+        "step_x_bare_stream_p95": step.get("ratio_p95"),
+        "target": BARE_TARGET,
+        "met": None if ratio is None else ratio <= BARE_TARGET,
+    }
+
+
 def mcp_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
     """(g): each MCP figure next to the built-in tool of the same shape."""
     call = summary(res["mcp_call_builtin"].series("call"))
@@ -685,13 +916,49 @@ def main(argv: list[str] | None = None) -> None:
         users = harness.users_create()
         res = asyncio.run(in_process(var_dir, users, args))
     web = None
-    if not args.no_web and not args.tracing_only:
+    if not args.no_web and not args.tracing_only and not args.only_step:
         from bench.web import run_web
 
         web = run_web(args.web_runs)
     machine["loadavg_end"] = harness.load_average()
     machine["bench_seconds"] = round(time.monotonic() - started, 1)
 
+    if args.only_step:
+        rows = step_rows(res)
+        for previous, current in zip([None, *rows], rows, strict=False):
+            current["first"] = previous is None or previous["section"] != current["section"]
+        concurrency, ratios = concurrency_figures(res)
+        print()
+        print(report.table(rows))
+        print()
+        print_concurrency(concurrency, ratios)
+        print(f"\nanchor: {anchor(rows)}")
+        print(
+            f"machine: {machine['nproc']} x {machine['cpu_model']}, "
+            f"load {machine['loadavg_start']} → {machine['loadavg_end']}"
+        )
+        report.write_json(
+            {
+                "definitions": DEFINITIONS,
+                "machine": machine,
+                "results": {
+                    r["key"]: {k: v for k, v in r.items() if k not in ("first", "plot", "short")}
+                    for r in rows
+                },
+                "anchor": anchor(rows),
+                "concurrency": concurrency,
+                "concurrency_ratios": ratios,
+                "samples": {
+                    name: {k: [round(x * 1000, 2) for x in m.series(k)] for k in ("reply_out",)}
+                    for name, m in res.items()
+                    if hasattr(m, "samples")
+                },
+            },
+            Path(args.out),
+        )
+        report.plot(rows, concurrency, Path(args.plot))
+        print(f"wrote {args.out} and {args.plot}")
+        return
     if args.tracing_only:
         rows = tracing_rows(res)
         rows[0]["first"] = True
@@ -702,19 +969,12 @@ def main(argv: list[str] | None = None) -> None:
         report.write_json({"machine": machine, "results": rows}, report.RESULTS / "tracing.json")
         return
     rows = build_rows(res, web) + tracing_rows(res)
-    concurrency = {
-        name: {str(level): summary(values) for level, values in by_level.items()}
-        for name, by_level in res["concurrency"].items()
-    }
+    concurrency, ratios = concurrency_figures(res)
     print()
     print(report.table(rows))
     print()
-    print("step latency by concurrency (median / p95 ms):")
-    for name, by_level in concurrency.items():
-        cells = "  ".join(
-            f"{level:>2}: {s['median_ms']:.0f} / {s['p95_ms']:.0f}" for level, s in by_level.items()
-        )
-        print(f"  {name:<8} {cells}")
+    print_concurrency(concurrency, ratios)
+    print(f"anchor: {anchor(rows)}")
     for key in ("progress_paced", "progress_burst"):
         item = res[key]
         print(
@@ -735,7 +995,9 @@ def main(argv: list[str] | None = None) -> None:
             r["key"]: {k: v for k, v in r.items() if k not in ("first", "plot", "short")}
             for r in rows
         },
+        "anchor": anchor(rows),
         "concurrency": concurrency,
+        "concurrency_ratios": ratios,
         "samples": measures_json(res, web),
     }
     out = Path(args.out)
