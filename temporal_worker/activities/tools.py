@@ -44,6 +44,16 @@ class ToolActivity:
         return await self.run(req, tool_name=name.removeprefix(TOOL_ACTIVITY_PREFIX))
 
     async def run(self, req: ToolRequest, *, tool_name: str) -> ToolOutcome:
+        # For the whole activity, not just the tool's run: under load the registry read
+        # and the writes around the run wait for the ORM thread, and a heartbeat timeout
+        # there would start a second attempt of a call that is not dead.
+        heartbeat = asyncio.create_task(_heartbeat_forever())
+        try:
+            return await self._run(req, tool_name=tool_name)
+        finally:
+            heartbeat.cancel()
+
+    async def _run(self, req: ToolRequest, *, tool_name: str) -> ToolOutcome:
         outcome = await self._outcome(req, tool_name=tool_name)
         if req.message_id:
             # The row is written when the next step begins; the page need not wait for it.
@@ -76,13 +86,10 @@ class ToolActivity:
             requester_id=req.requester_id,
             attempt=activity.info().attempt,
         )
-        heartbeat = asyncio.create_task(_heartbeat_forever())
         try:
             result = await definition.run(arguments, ctx)
         except ToolError as err:
             return _refused(req, str(err))
-        finally:
-            heartbeat.cancel()
         content = json.dumps(result, default=str, ensure_ascii=False)
         limit = req.result_max_chars
         if limit and len(content) > limit:
