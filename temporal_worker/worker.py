@@ -96,8 +96,13 @@ class _DatabaseConnections(ActivityInboundInterceptor):
 
 
 def _persistent_connections() -> bool:
-    # None is persistent too (SQLite's): only 0 closes after each use.
-    return any(db.get("CONN_MAX_AGE", 0) != 0 for db in settings.DATABASES.values())
+    """A kept connection to a database server that may have restarted meanwhile. SQLite's
+    are kept too (CONN_MAX_AGE None), but a file does not go away: checking it before each
+    activity would only queue one more trip on the ORM thread the step itself waits for."""
+    return any(
+        db.get("CONN_MAX_AGE", 0) != 0 and db["ENGINE"] != "django.db.backends.sqlite3"
+        for db in settings.DATABASES.values()
+    )
 
 
 class DatabaseConnectionsInterceptor(Interceptor):
