@@ -1,13 +1,15 @@
 """An agent as a step runs it: the admin's row read into a `temporal_worker.ports.AgentProfile`.
 
 Read inside the LLM activity on every step (chatapp.transcript), never in workflow code:
-a change in the admin applies from the next model call, and replays never read it.
+a change in the admin applies from the next model call, and replays never read it. Each
+process keeps what it read while the configuration version stays the same.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 
+from chatapp import configuration
 from chatapp.models import Agent, Conversation
 from chatapp.prompts import AGENT_SYSTEM_PROMPT, prompt_active
 from temporal_worker.ports import AgentProfile, HandoffTarget, LlmChoice, PolicyOverride
@@ -19,14 +21,36 @@ FALLBACK_NAME = "Support agent"
 
 def agent_profile(*, conversation_id: str, agent: str) -> AgentProfile:
     """The agent a step runs as: `agent` if it exists, else the one the conversation was
-    started with, else the preselected one, else the built-in fallback."""
-    row = _agent(agent) if agent else None
+    started with, else the preselected one, else the built-in fallback.
+
+    Agents are read once per configuration version (chatapp.configuration)."""
+    reads = configuration.snapshot()
+    profile = _profile(reads, agent) if agent else None
+    if profile is None:
+        slug = _conversation_agent_slug(conversation_id)
+        profile = _profile(reads, slug) if slug else None
+    if profile is None:
+        profile = _profile(reads, None)
+    if profile is None:
+        profile = reads.get(
+            "fallback agent",
+            lambda: AgentProfile(
+                slug="", name=FALLBACK_NAME, prompt=prompt_active(AGENT_SYSTEM_PROMPT)
+            ),
+        )
+    return profile
+
+
+def _profile(reads: configuration.Reads, slug: str | None) -> AgentProfile | None:
+    # The secrets are part of the key: they come from the environment, not the tables.
+    secrets = tuple(sorted(settings.AGENT_SECRETS.items()))
+    return reads.get(("agent", slug, secrets), lambda: _profile_read(slug))
+
+
+def _profile_read(slug: str | None) -> AgentProfile | None:
+    row = _agent(slug)
     if row is None:
-        row = _conversation_agent(conversation_id)
-    if row is None:
-        row = _agent(None)
-    if row is None:
-        return AgentProfile(slug="", name=FALLBACK_NAME, prompt=prompt_active(AGENT_SYSTEM_PROMPT))
+        return None
     return AgentProfile(
         slug=row.slug,
         name=row.name,
@@ -62,13 +86,12 @@ def _agent(slug: str | None) -> Agent | None:
     return found.first()
 
 
-def _conversation_agent(conversation_id: str) -> Agent | None:
-    slug = (
+def _conversation_agent_slug(conversation_id: str) -> str | None:
+    return (
         Conversation.objects.filter(id=conversation_id)
         .values_list("agent__slug", flat=True)
         .first()
     )
-    return _agent(slug) if slug else None
 
 
 def _llm_choice(row: Agent) -> LlmChoice:

@@ -440,6 +440,20 @@ class DisplayPreference(models.Model):
         return f"{self.user}: {self.theme}"
 
 
+class ConfigurationVersion(models.Model):
+    """One row whose number changes with every write to what a step reads (agents, their
+    policies, prompts, providers, MCP servers' names and switches, budgets).
+
+    Database triggers bump it (migration 0010), so a change made anywhere (the admin, a
+    queryset update, the shell, another process) is seen; chatapp.configuration keeps
+    each process's reads for as long as the number stays the same."""
+
+    number = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"configuration version {self.number}"
+
+
 # Usage, prices and budgets live in their own module; imported here so Django loads them.
 from chatapp.usage_models import (  # noqa: E402, F401
     AgentBudget,

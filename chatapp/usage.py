@@ -28,6 +28,7 @@ from django.db.models import (
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Cast, Coalesce, TruncDate
 
+from chatapp import configuration
 from chatapp.models import Agent, Conversation
 from chatapp.usage_models import AgentBudget, BudgetHit, ModelCall, ModelPrice, UserBudget
 from temporal_worker.ports import BudgetRefusal, ModelCallUsage
@@ -141,6 +142,25 @@ def _month_start(now: datetime) -> datetime:
     return _day_start(now).replace(day=1)
 
 
+RECORDED_FIELDS = [
+    "conversation",
+    "user",
+    "agent",
+    "agent_slug",
+    "model",
+    "reported_model",
+    "at",
+    "duration_ms",
+    "outcome",
+    "reported",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "error",
+    "trace_id",
+]
+
+
 class UsageTable:
     """The worker's ledger: one row per model call, budgets checked before each call."""
 
@@ -152,31 +172,46 @@ class UsageTable:
 
 
 def _record_call(call: ModelCallUsage) -> None:
-    conversation = Conversation.objects.only("owner_id").get(id=call.conversation_id)
-    values = {
-        "conversation_id": conversation.id,
-        "user_id": conversation.owner_id,
-        "agent": Agent.objects.filter(slug=call.agent).first() if call.agent else None,
-        "agent_slug": call.agent,
-        "model": call.model,
-        "reported_model": call.reported_model,
-        "at": call.started_at,
-        "duration_ms": call.duration_ms,
-        "outcome": call.outcome,
-        "reported": call.reported,
-        "prompt_tokens": call.prompt_tokens,
-        "completion_tokens": call.completion_tokens,
-        "cached_tokens": call.cached_tokens,
-        "error": call.error[:200],
-        "trace_id": call.trace_id,
-    }
+    owner_id = Conversation.objects.filter(id=call.conversation_id).values_list(
+        "owner_id", flat=True
+    )
+    agent_id = (
+        Agent.objects.filter(slug=call.agent).values_list("pk", flat=True) if call.agent else None
+    )
+    row = ModelCall(
+        reply_id=uuid.UUID(call.reply_id),
+        attempt=call.attempt,
+        conversation_id=uuid.UUID(call.conversation_id),
+        # Subqueries: the insert is the call's one query.
+        user_id=Subquery(owner_id[:1]),
+        agent_id=Subquery(agent_id[:1]) if agent_id is not None else None,
+        agent_slug=call.agent,
+        model=call.model,
+        reported_model=call.reported_model,
+        at=call.started_at,
+        duration_ms=call.duration_ms,
+        outcome=call.outcome,
+        reported=call.reported,
+        prompt_tokens=call.prompt_tokens,
+        completion_tokens=call.completion_tokens,
+        cached_tokens=call.cached_tokens,
+        error=call.error[:200],
+        trace_id=call.trace_id,
+    )
     # Idempotent: an activity that is run again after recording keeps one row per attempt.
-    ModelCall.objects.update_or_create(
-        reply_id=uuid.UUID(call.reply_id), attempt=call.attempt, defaults=values
+    ModelCall.objects.bulk_create(
+        [row],
+        update_conflicts=True,
+        unique_fields=["reply_id", "attempt"],
+        update_fields=RECORDED_FIELDS,
     )
 
 
 def _check_budget(conversation_id: str, agent_slug: str) -> BudgetRefusal | None:
+    # Most installations set no budget: then the check is the configuration version's
+    # one query, not five.
+    if not configuration.snapshot().get("budgets exist", _budgets_exist):
+        return None
     conversation = Conversation.objects.select_related("agent").filter(id=conversation_id).first()
     if conversation is None:
         return None  # deleted meanwhile: the step finds out on its own
@@ -196,6 +231,10 @@ def _check_budget(conversation_id: str, agent_slug: str) -> BudgetRefusal | None
             spent_usd=refusal.spent,
         )
     return refusal
+
+
+def _budgets_exist() -> bool:
+    return UserBudget.objects.exists() or AgentBudget.objects.exists()
 
 
 def _user_refusal(user_id: int, now: datetime) -> BudgetRefusal | None:
