@@ -59,6 +59,13 @@ from temporal_worker.tools.registry import ToolRegistry
 HEARTBEAT_EVERY_SECONDS = 0.5
 HEARTBEAT_KEEPALIVE_SECONDS = 2.0
 DELTA_COALESCE_SECONDS = 0.02
+# A busy process pushes less often: the wait between pushes is a few times how late its
+# event loop runs timers (up to a limit). A busy loop also reads the model's stream a
+# chunk per turn of the loop, so with a fixed 20 ms a stream stretched by load went out
+# in a push (and a render of the whole reply on each socket) per chunk: at 50 users, 80
+# pushes a reply, and the cost per turn grew with the load (bench/load.py).
+DELTA_COALESCE_LAG_FACTOR = 4
+DELTA_COALESCE_MAX_SECONDS = 0.5
 # Full-text snapshots let a socket that missed deltas (it joined late, or the
 # layer dropped one) converge without a reload: at most one per half second and per
 # SNAPSHOT_EVERY_PUSHES deltas, so a stream stretched by load sends no more of them.
@@ -69,13 +76,39 @@ DEFAULT_RETRY_AFTER_SECONDS = 10
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 409, 429})
 
 
+class _LoopLag:
+    """How late this process's event loop runs timers: quick to rise, slow to fall.
+
+    Fed by the timers the streams already run (their pauses and heartbeats), so it costs
+    no task of its own."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def observe(self, late: float) -> None:
+        late = max(0.0, late)
+        self.seconds = late if late > self.seconds else 0.7 * self.seconds + 0.3 * late
+
+    def coalesce_seconds(self) -> float:
+        paced = DELTA_COALESCE_LAG_FACTOR * self.seconds
+        return min(DELTA_COALESCE_MAX_SECONDS, max(DELTA_COALESCE_SECONDS, paced))
+
+    async def sleep(self, seconds: float) -> None:
+        asked = time.monotonic()
+        await asyncio.sleep(seconds)
+        self.observe(time.monotonic() - asked - seconds)
+
+
+loop_lag = _LoopLag()
+
+
 @dataclass
 class _Stream:
     """The reply as it streams: what the heartbeat and the live page both show.
 
     Deltas are coalesced: the first goes out at once, later ones at most every
-    DELTA_COALESCE_SECONDS, so a fast model does not cost a push (and a websocket
-    frame) per token.
+    DELTA_COALESCE_SECONDS (longer while the process is busy, `loop_lag`), so a fast
+    model does not cost a push (and a websocket frame) per token.
     """
 
     live: LivePublisher
@@ -123,13 +156,16 @@ class _Stream:
 
     async def add(self, delta: str) -> None:
         self.text += delta
-        if time.monotonic() - self.last_push >= DELTA_COALESCE_SECONDS:
+        if self.flush_later is not None:
+            return
+        pause = self.last_push + loop_lag.coalesce_seconds() - time.monotonic()
+        if pause <= 0:
             await self.flush()
-        elif self.flush_later is None:
-            self.flush_later = asyncio.create_task(self._flush_after_pause())
+        else:
+            self.flush_later = asyncio.create_task(self._flush_after_pause(pause))
 
-    async def _flush_after_pause(self) -> None:
-        await asyncio.sleep(DELTA_COALESCE_SECONDS)
+    async def _flush_after_pause(self, pause: float) -> None:
+        await loop_lag.sleep(pause)
         self.flush_later = None
         await self.flush()
 
@@ -173,7 +209,7 @@ async def _heartbeat_forever(stream: _Stream) -> None:
     # keeps the timeout meaningful while the model thinks before its first token.
     # set_phase has just sent the first one.
     while True:
-        await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
+        await loop_lag.sleep(HEARTBEAT_EVERY_SECONDS)
         stream.heartbeat_if_due()
 
 

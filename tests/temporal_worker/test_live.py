@@ -63,3 +63,54 @@ async def test_a_token_delta_is_tried_once(layer: StallingOnceLayer) -> None:
 
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(layer.receive(channel), timeout=0.2)
+
+
+# --- the stream's pushes follow the process's load ----------------------------------------
+
+
+class _Captured:
+    def __init__(self) -> None:
+        self.events: list[object] = []
+
+    async def publish(self, group: str, event: object) -> None:
+        self.events.append(event)
+
+
+def test_the_loop_lag_rises_at_once_and_falls_slowly() -> None:
+    from temporal_worker.activities.llm import DELTA_COALESCE_SECONDS, _LoopLag
+
+    lag = _LoopLag()
+    assert lag.coalesce_seconds() == DELTA_COALESCE_SECONDS
+    lag.observe(0.1)
+    assert lag.coalesce_seconds() == pytest.approx(0.4)
+    lag.observe(0.0)
+    assert 0.05 < lag.seconds < 0.1
+    for _ in range(30):
+        lag.observe(0.0)
+    assert lag.coalesce_seconds() == DELTA_COALESCE_SECONDS
+
+
+async def test_a_busy_process_sends_a_stream_in_fewer_pushes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from temporal_worker.activities import llm
+    from temporal_worker.contracts.events import ReplyDelta
+
+    async def stream_of(lag_seconds: float) -> list[str]:
+        lag = llm._LoopLag()
+        lag.observe(lag_seconds)
+        monkeypatch.setattr(llm, "loop_lag", lag)
+        live = _Captured()
+        stream = llm._Stream(live=live, conversation_id="c", reply_id="r")  # type: ignore[arg-type]
+        for word in ["one ", "two ", "three ", "four ", "five"]:
+            await stream.add(word)
+            await asyncio.sleep(0.03)  # a chunk every 30 ms
+        await stream.close()
+        deltas = [e.delta for e in live.events if isinstance(e, ReplyDelta)]
+        assert "".join(deltas) == "one two three four five"
+        return deltas
+
+    idle = await stream_of(0.0)
+    busy = await stream_of(0.4)
+    assert len(idle) == 5  # 30 ms apart, over the 20 ms pause: each chunk goes out
+    assert busy == ["one ", "two three four five"]
