@@ -691,6 +691,15 @@ def build_rows(res: dict[str, Any], web: dict[str, Any] | None) -> list[dict[str
                 item["page"],
             )
         )
+        if item.get("more"):
+            rows.append(
+                row(
+                    "e",
+                    f"more_{size}",
+                    "  its next page: GET /reviews/more/ (Show the next)",
+                    item["more"],
+                )
+            )
     for key, label in (
         ("progress_paced", "token reaches the activity → websocket client, 20 ms/token"),
         ("progress_burst", "token reaches the activity → websocket client, 0 ms/token"),
@@ -899,7 +908,7 @@ def measures_json(res: dict[str, Any], web: dict[str, Any] | None) -> dict[str, 
             **{k: v for k, v in item.items() if not isinstance(v, list)},
             **{
                 f"{k}_ms": [round(x * 1000, 1) for x in item[k]]
-                for k in ("total", "visibility", "queries", "page")
+                for k in ("total", "visibility", "queries", "page", "more")
             },
         }
         for item in res["dashboard"]

@@ -414,8 +414,9 @@ AGENT_CONTEXT_MAX_TOKENS = env.int("AGENT_CONTEXT_MAX_TOKENS", default=24_000)
 AGENT_TOOL_RESULT_MAX_CHARS = env.int("AGENT_TOOL_RESULT_MAX_CHARS", default=16_000)
 # The dashboard needs these; only the time-skipping test server cannot register them.
 AGENT_APPROVAL_SEARCH_ATTRIBUTES = env.bool("AGENT_APPROVAL_SEARCH_ATTRIBUTES", default=True)
-# The dashboard renders at most this many pending requests, the oldest first.
-REVIEWS_DASHBOARD_MAX_ROWS = env.int("REVIEWS_DASHBOARD_MAX_ROWS", default=1000)
+# The dashboard shows this many pending requests, the oldest first, and the next as many
+# at a click ("Show the next 100").
+REVIEWS_DASHBOARD_PAGE_ROWS = env.int("REVIEWS_DASHBOARD_PAGE_ROWS", default=100)
 
 # --- Tools ----------------------------------------------------------------
 # Modules whose `@tool` functions the agent may call (every process loads the same list).

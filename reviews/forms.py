@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -107,6 +108,18 @@ class BulkItemsField(forms.Field):
 
 class BulkDecisionForm(_Decision):
     item = BulkItemsField()
+
+
+class MoreRowsForm(forms.Form):
+    """Where the dashboard's next page starts: after the last row the page shows."""
+
+    after = forms.DateTimeField()
+    conversation = forms.UUIDField()
+    call = forms.CharField(max_length=CALL_ID_MAX_CHARS)
+
+    def key(self) -> tuple[dt.datetime, str, str]:
+        data = self.cleaned_data
+        return (data["after"], str(data["conversation"]), data["call"])
 
 
 class HistoryFilterForm(forms.Form):

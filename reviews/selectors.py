@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, cast
+from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
 from django.db.models import Model, Prefetch
@@ -166,7 +167,7 @@ async def pending_approvals(*, listing: client.PendingListing) -> list[PendingAp
         return_exceptions=True,
     )
     items.extend(found for found in asked if isinstance(found, PendingApproval))
-    items.sort(key=lambda p: p.requested_at)
+    items.sort(key=pending_key)
     return items
 
 
@@ -190,6 +191,19 @@ def _pending_from_audit(row: Approval, entry: client.PendingEntry) -> PendingApp
         claimed_by=entry.claimed_by,
         reminded=row.reminded_at is not None,
     )
+
+
+# Where a pending approval sorts in the dashboard: the oldest first, ties by ids.
+PendingKey = tuple[dt.datetime, str, str]
+
+
+def pending_key(item: PendingApproval) -> PendingKey:
+    return (dt.datetime.fromisoformat(item.requested_at), item.conversation_id, item.call_id)
+
+
+def pending_key_query(key: PendingKey) -> str:
+    """The next page's address parameters (reviews.forms.MoreRowsForm reads them)."""
+    return urlencode({"after": key[0].isoformat(), "conversation": key[1], "call": key[2]})
 
 
 async def approval_rows(*, items: list[PendingApproval]) -> list[ApprovalRow]:

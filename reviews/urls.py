@@ -7,6 +7,7 @@ app_name = "reviews"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("more/", views.dashboard_more, name="more"),
     path("history/", views.approval_history, name="history"),
     path("bulk/", views.approvals_bulk_decide, name="bulk"),
     path("email/<str:token>/", email_views.email_decision, name="email_decision"),

@@ -22,7 +22,7 @@ from django_htmx.http import reswap, retarget
 from django_htmx.middleware import HtmxDetails
 
 from reviews import actions, selectors
-from reviews.forms import BulkDecisionForm, DecisionForm, HistoryFilterForm
+from reviews.forms import BulkDecisionForm, DecisionForm, HistoryFilterForm, MoreRowsForm
 from temporal_worker import client
 from temporal_worker.contracts.approvals import ApprovalDecided
 from temporal_worker.contracts.conversation import conversation_workflow_id
@@ -47,10 +47,11 @@ async def _reviewer(request: HttpRequest) -> AbstractUser:
 # The detail page's result box; a dashboard row's is "<row id>-result".
 DETAIL_RESULT_ID = "decision-result"
 DETAIL_PANE_ID = "detail-pane"
+MORE_ROWS_RESULT_ID = "more-rows-result"
 OUTCOME_LABEL = {"approved": "Approved", "rejected": "Rejected", "withdrawn": "Withdrawn"}
 
 
-def _first_error(form: DecisionForm | BulkDecisionForm) -> Refused:
+def _first_error(form: DecisionForm | BulkDecisionForm | MoreRowsForm) -> Refused:
     for errors in form.errors.values():
         return Refused(str(errors[0]))
     return Refused("The request is invalid; reload and try again.")
@@ -91,10 +92,11 @@ async def _viewer_context(request: HtmxHttpRequest) -> dict[str, Any]:
     return {"viewer_id": user.pk, "viewer_is_staff": user.is_staff}
 
 
-@require_GET
-@login_required
-@permission_required(REVIEW_PERMISSION, raise_exception=True)
-async def dashboard(request: HtmxHttpRequest) -> HttpResponse:
+async def _pending_page(
+    request: HtmxHttpRequest, *, after: selectors.PendingKey | None
+) -> dict[str, Any]:
+    """One page of pending approvals, the oldest first (closest to their deadline), from
+    `after` on; with how many more wait and where the next page starts."""
     listing: client.PendingListing | None = None
     error: UserError | None = None
     try:
@@ -105,17 +107,48 @@ async def dashboard(request: HtmxHttpRequest) -> HttpResponse:
         logger.warning("listing pending approvals failed: %s: %s", type(err).__name__, err)
         error = Unavailable("The agent service is unavailable; try again in a moment.")
     items = await selectors.pending_approvals(listing=listing) if listing else []
-    # The oldest first (closest to their deadline); a page of thousands of rows with
-    # three forms each would be slow to render and to use.
-    rows = await selectors.approval_rows(items=items[: settings.REVIEWS_DASHBOARD_MAX_ROWS])
-    context = {
-        "rows": rows,
-        "hidden_count": len(items) - len(rows),
+    if after is not None:
+        items = [item for item in items if selectors.pending_key(item) > after]
+    # Three forms a row: a page of a thousand was 3.6 MB of HTML and most of a second
+    # to render, for a reviewer who decides from the top.
+    page = items[: settings.REVIEWS_DASHBOARD_PAGE_ROWS]
+    hidden = items[len(page) :]
+    return {
+        "rows": await selectors.approval_rows(items=page),
+        "hidden_count": len(hidden),
+        "next_count": min(len(hidden), settings.REVIEWS_DASHBOARD_PAGE_ROWS),
+        "next_query": selectors.pending_key_query(selectors.pending_key(page[-1]))
+        if hidden
+        else "",
         "listing": listing,
         "error": error,
         **await _viewer_context(request),
     }
+
+
+@require_GET
+@login_required
+@permission_required(REVIEW_PERMISSION, raise_exception=True)
+async def dashboard(request: HtmxHttpRequest) -> HttpResponse:
+    context = await _pending_page(request, after=None)
     return TemplateResponse(request, "reviews/dashboard.html", context)
+
+
+@require_GET
+@login_required
+@permission_required(REVIEW_PERMISSION, raise_exception=True)
+async def dashboard_more(request: HtmxHttpRequest) -> HttpResponse:
+    """The next page of rows, appended to the list, and the note about the rest."""
+    form = MoreRowsForm(request.GET)
+    error: UserError | None = None if form.is_valid() else _first_error(form)
+    context = await _pending_page(request, after=form.key()) if error is None else {}
+    error = error or context.get("error")
+    if error is not None:
+        # Said beside the button, which stays to try again.
+        response = _result(request, result_id=MORE_ROWS_RESULT_ID, error=error)
+        response.status_code = 200 if request.htmx else 400
+        return response
+    return TemplateResponse(request, "reviews/_more_rows.html", context)
 
 
 async def _detail_context(

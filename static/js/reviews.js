@@ -56,8 +56,11 @@
 
   function updateCounts() {
     var all = rows();
+    // The list shows a page at a time: the rows not loaded yet are pending too.
+    var more = document.getElementById("more-rows");
+    var pending = all.length + (more ? parseInt(more.getAttribute("data-hidden"), 10) || 0 : 0);
     var count = document.getElementById("pending-count");
-    if (count) count.textContent = String(all.length);
+    if (count) count.textContent = String(pending);
     var selected = all.filter(function (row) {
       var box = row.querySelector("input[name=item]");
       row.classList.toggle("selected", !!(box && box.checked));
@@ -67,7 +70,7 @@
     if (selectedCount) selectedCount.textContent = String(selected.length);
     var all_box = document.getElementById("select-all");
     if (all_box) all_box.checked = all.length > 0 && selected.length === all.length;
-    document.title = (all.length ? "(" + all.length + ") " : "") + "Pending approvals · Agent chat";
+    document.title = (pending ? "(" + pending + ") " : "") + "Pending approvals · Agent chat";
   }
 
   function relative(seconds) {

@@ -232,22 +232,58 @@ async def test_the_list_comes_from_memos_without_a_query_and_follows_a_claim(
     await eventually(_listing_without(approval.call_id))
 
 
-async def test_past_the_row_cap_the_oldest_requests_are_shown_and_the_rest_counted(
+async def test_a_page_at_a_time_the_oldest_first_and_the_next_on_demand(
     temporal: TemporalClient,
     worker: object,
     customer: AbstractBaseUser,
     rita: AbstractBaseUser,
     settings: object,
 ) -> None:
-    settings.REVIEWS_DASHBOARD_MAX_ROWS = 2  # type: ignore[attr-defined]
+    settings.REVIEWS_DASHBOARD_PAGE_ROWS = 2  # type: ignore[attr-defined]
     approvals = [await refund_requested(temporal, customer, amount=str(a)) for a in (11, 12, 13)]
     await eventually(_listing_with(approvals[-1].call_id))
+    client = await logged_in(rita)
 
-    page = body(await (await logged_in(rita)).get("/reviews/"))
+    page = body(await client.get("/reviews/"))
 
     assert html_element(page, row_id(approvals[0])) and html_element(page, row_id(approvals[1]))
-    assert not html_element(page, row_id(approvals[2]))  # the newest waits for a reload
-    assert "Showing the 2 oldest requests; 1 more is pending." in html_text(page)
+    assert not html_element(page, row_id(approvals[2]))
+    assert "1 more is pending." in html_text(page)
+    # The count is of every pending request, not only the rows shown.
+    assert re.search(r'id="pending-count"[^>]*>3<', page)
+    more = re.search(r'hx-get="(/reviews/more/\?[^"]+)"', page)
+    assert more is not None
+
+    next_url = more.group(1).replace("&amp;", "&")
+    rest = body(await client.get(next_url, headers=htmx("approval-rows")))
+
+    assert html_element(rest, row_id(approvals[2]))
+    assert not html_element(rest, row_id(approvals[0]))
+    # The note is replaced: nothing more waits, so no button.
+    assert 'id="more-rows"' in rest and 'data-hidden="0"' in rest
+    assert "/reviews/more/" not in rest
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "after=yesterday&conversation=00000000-0000-0000-0000-000000000000&call=c",
+        "after=2026-12-01T10:00:00%2B00:00&conversation=not-a-uuid&call=c",
+        f"after=2026-12-01T10:00:00%2B00:00&conversation={uuid.uuid4()}&call={'x' * 101}",
+    ],
+)
+async def test_a_bad_next_page_address_is_refused_clearly(
+    rita: AbstractBaseUser, query: str
+) -> None:
+    client = await logged_in(rita)
+
+    response = await client.get(f"/reviews/more/?{query}")
+
+    assert response.status_code == 400
+    assert "error" in body(response)
+    shown = await client.get(f"/reviews/more/?{query}", headers=htmx("more-rows-result"))
+    assert shown.status_code == 200 and 'role="alert"' in body(shown)
 
 
 async def test_a_workflow_from_before_the_memo_is_listed_through_a_query(
