@@ -42,6 +42,25 @@ def test_check_deploy_has_no_warnings(prod: ProductionStack) -> None:
     assert "WARNING" not in output, output
 
 
+# On PostgreSQL the version is bumped by statement triggers (migration 0010): a write to a
+# prompt changes it, an MCP server's listing times do not.
+CONFIGURATION_PROBE = """
+from chatapp import configuration
+from chatapp.models import McpServer, Prompt
+before = configuration.version()
+Prompt.objects.filter(name="agent-system").update(description="Changed in a test")
+after_prompt = configuration.version()
+McpServer.objects.update(last_error="")
+after_listing = configuration.version()
+print(before is not None, after_prompt != before, after_listing == after_prompt)
+"""
+
+
+def test_configuration_writes_change_its_version_on_postgresql(prod: ProductionStack) -> None:
+    output = prod.manage("shell", "-c", CONFIGURATION_PROBE)
+    assert output.strip().splitlines()[-1] == "True True True", output
+
+
 async def test_progress_from_a_worker_reaches_a_socket_on_the_other_web_process(
     prod: ProductionStack, alice: ChatClient
 ) -> None:
