@@ -373,6 +373,12 @@ TEMPORAL_EMBEDDED = env.bool("TEMPORAL_EMBEDDED", default=True)
 # --- Standalone worker (`python -m temporal_worker`) -------------------------
 WORKER_MAX_ACTIVITIES = env.int("WORKER_MAX_ACTIVITIES", default=100)
 WORKER_MAX_WORKFLOW_TASKS = env.int("WORKER_MAX_WORKFLOW_TASKS", default=100)
+# Activities start while the machine's CPU use is under this share (0 to 1; 0: always up to
+# WORKER_MAX_ACTIVITIES), and memory use under WORKER_TARGET_MEMORY; at least
+# WORKER_MIN_ACTIVITIES run regardless (temporal_worker.worker.worker_tuner).
+WORKER_TARGET_CPU = env.float("WORKER_TARGET_CPU", default=0.9)
+WORKER_TARGET_MEMORY = env.float("WORKER_TARGET_MEMORY", default=0.8)
+WORKER_MIN_ACTIVITIES = env.int("WORKER_MIN_ACTIVITIES", default=8)
 WORKER_SHUTDOWN_GRACE_SECONDS = env.int("WORKER_SHUTDOWN_GRACE_SECONDS", default=10)
 WORKER_CONNECT_WAIT_SECONDS = env.int("WORKER_CONNECT_WAIT_SECONDS", default=60)
 

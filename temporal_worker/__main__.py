@@ -46,6 +46,10 @@ async def main(interceptors: Sequence[Interceptor] = ()) -> int:
     max_workflow_tasks = _checked("WORKER_MAX_WORKFLOW_TASKS", 1)
     grace = _checked("WORKER_SHUTDOWN_GRACE_SECONDS", 0)
     connect_wait = _checked("WORKER_CONNECT_WAIT_SECONDS", 0)
+    _checked("WORKER_MIN_ACTIVITIES", 1)
+    for share in ("WORKER_TARGET_CPU", "WORKER_TARGET_MEMORY"):
+        if not 0 <= getattr(settings, share) <= 1:
+            raise SystemExit(f"{share} must be between 0 and 1, not {getattr(settings, share)}")
 
     # Before connecting: the client is given the tracing interceptor only when on.
     telemetry.setup()

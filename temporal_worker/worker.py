@@ -21,8 +21,13 @@ from temporalio.client import Client
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
+    FixedSizeSlotSupplier,
     Interceptor,
+    ResourceBasedSlotConfig,
+    ResourceBasedSlotSupplier,
+    ResourceBasedTunerConfig,
     Worker,
+    WorkerTuner,
 )
 
 from chatapp.deletion import ExpiredConversations
@@ -135,6 +140,39 @@ class ProductWorker(Worker):
             await mcp_pool_close()
 
 
+def worker_tuner(*, activities: int, workflow_tasks: int) -> WorkerTuner:
+    """How many tasks the worker runs at once.
+
+    Activities by the machine's load (settings.WORKER_TARGET_CPU): a model call that waits
+    on the network takes a slot at once, while work that keeps the CPU busy waits in
+    Temporal's queue rather than slowing every running one. With a fixed 100 and a fast
+    model, 200 users left 200 steps sharing the CPU: each ran for seconds, heartbeating
+    every second, and Update acceptances queued behind them until sends were refused
+    (bench/load.py: at N = 200, 6.2 turns/s and 66 refused sends; with the tuner 9.8 turns/s
+    and none, at the CPU per turn of N = 10)."""
+    target = settings.WORKER_TARGET_CPU
+    if not target:
+        return WorkerTuner.create_fixed(
+            workflow_slots=workflow_tasks,
+            activity_slots=activities,
+            local_activity_slots=activities,
+        )
+    return WorkerTuner.create_composite(
+        workflow_supplier=FixedSizeSlotSupplier(workflow_tasks),
+        activity_supplier=ResourceBasedSlotSupplier(
+            ResourceBasedSlotConfig(
+                minimum_slots=min(settings.WORKER_MIN_ACTIVITIES, activities),
+                maximum_slots=activities,
+            ),
+            ResourceBasedTunerConfig(
+                target_memory_usage=settings.WORKER_TARGET_MEMORY, target_cpu_usage=target
+            ),
+        ),
+        local_activity_supplier=FixedSizeSlotSupplier(activities),
+        nexus_supplier=FixedSizeSlotSupplier(activities),
+    )
+
+
 def build_worker(
     client: Client,
     *,
@@ -157,8 +195,9 @@ def build_worker(
             *([TelemetryInterceptor()] if tracing_on() else []),
             *interceptors,
         ],
-        max_concurrent_activities=max_concurrent_activities,
-        max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
+        tuner=worker_tuner(
+            activities=max_concurrent_activities, workflow_tasks=max_concurrent_workflow_tasks
+        ),
         # Heartbeats carry the streamed text and the Stop button's cancellation:
         # send them at least every second, not at 80% of the heartbeat timeout.
         max_heartbeat_throttle_interval=timedelta(seconds=1),
