@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_POST
 
 from chatapp.models import DisplayPreference
@@ -35,12 +36,14 @@ def theme_for(request: HttpRequest) -> str | None:
 
 def page(request: HttpRequest) -> dict[str, Any]:
     """Context for base.html: the CSP nonce under the name {% htmx_script %} reads,
-    and the stored theme rendered on <html> so the first paint already has it."""
-    theme = theme_for(request)
+    and the stored theme rendered on <html> so the first paint already has it.
+
+    The theme is read only when a template uses it: the htmx fragments most requests
+    return (a sent message, a decision) have no <html> and cost no query."""
     return {
         "csp_nonce": getattr(request, "csp_nonce", ""),
-        "theme": theme or Theme.SYSTEM,
-        "theme_stored": theme is not None,
+        "theme": SimpleLazyObject(lambda: theme_for(request) or Theme.SYSTEM),
+        "theme_stored": SimpleLazyObject(lambda: theme_for(request) is not None),
     }
 
 

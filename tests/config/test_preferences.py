@@ -64,3 +64,27 @@ async def test_pages_carry_a_strict_csp_with_the_nonce_of_their_scripts() -> Non
     assert f'nonce="{nonce.group(1)}"' in page
     assert "includeIndicatorStyles" in page
     assert " style=" not in page and "<style" not in page
+
+
+def test_a_fragment_costs_no_theme_query_and_a_page_one(rf: object) -> None:
+    from django.db import connection
+    from django.template import engines
+    from django.test.utils import CaptureQueriesContext
+
+    from config.preferences import page
+    from tests.factories import user_create
+
+    user = user_create()
+    DisplayPreference.objects.create(user=user, theme="dark")
+    request = rf.get("/")  # type: ignore[attr-defined]
+    request.user = user
+    engine = engines["django"]
+
+    def theme_queries(template: str) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            engine.from_string(template).render(page(request), request)
+        return sum("displaypreference" in q["sql"] for q in captured)
+
+    assert theme_queries("<p>a fragment</p>") == 0
+    request.__dict__.pop("_display_theme", None)
+    assert theme_queries('<html{% if theme_stored %} data-theme="{{ theme }}"{% endif %}>') == 1
