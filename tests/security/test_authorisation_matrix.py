@@ -121,6 +121,14 @@ def _send(world: World, actor: str) -> dict[str, Any]:
     }
 
 
+def _more_rows(world: World, _actor: str) -> dict[str, Any]:
+    return {
+        "after": "2026-12-01T10:00:00+00:00",
+        "conversation": world.conversation_id,
+        "call": "c",
+    }
+
+
 def _decision(_world: World, _actor: str) -> dict[str, Any]:
     return {"action": "approve", "arguments_hash": "0" * 16}
 
@@ -246,6 +254,7 @@ ACCOUNT_WRONG_METHOD_ROWS = [
 FORBIDDEN_TO_NON_REVIEWERS = each(LOGIN, 403, 403, 200, 200)
 REVIEW_ROWS = [
     Row("reviews:dashboard", "GET", FORBIDDEN_TO_NON_REVIEWERS, htmx=False),
+    Row("reviews:more", "GET", FORBIDDEN_TO_NON_REVIEWERS, data=_more_rows),
     Row("reviews:history", "GET", FORBIDDEN_TO_NON_REVIEWERS, htmx=False),
     Row("reviews:detail", "GET", FORBIDDEN_TO_NON_REVIEWERS, _approval, htmx=False),
     Row("reviews:decide", "POST", FORBIDDEN_TO_NON_REVIEWERS, _approval, _decision),
