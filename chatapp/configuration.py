@@ -4,7 +4,7 @@ Every model call read its agent (six queries: the row, its prompt, servers, poli
 hand-offs, the active prompt version) and looked for budgets (five more), though these
 change a few times a day. Measured at 10 users (bench/load.py), that was an eighth of the
 web process's time. Now a step reads one number, the configuration version (the
-ConfigurationVersion row, which database triggers bump on every write to those tables),
+ConfigurationVersion row, which database triggers change on every write to those tables),
 and reuses what this process read under the same number. A change made anywhere still
 applies from the next model call: its write changes the number.
 """

@@ -444,9 +444,9 @@ class ConfigurationVersion(models.Model):
     """One row whose number changes with every write to what a step reads (agents, their
     policies, prompts, providers, MCP servers' names and switches, budgets).
 
-    Database triggers bump it (migration 0010), so a change made anywhere (the admin, a
-    queryset update, the shell, another process) is seen; chatapp.configuration keeps
-    each process's reads for as long as the number stays the same."""
+    Database triggers set it to a new random number (migration 0010), so a change made
+    anywhere (the admin, a queryset update, the shell, another process) is seen;
+    chatapp.configuration keeps each process's reads while the number stays the same."""
 
     number = models.BigIntegerField()
 

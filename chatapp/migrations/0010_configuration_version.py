@@ -19,12 +19,18 @@ TABLES = [
     "chatapp_agentbudget",
 ]
 PARTIAL = {"chatapp_mcpserver": "name, enabled"}
-BUMP = "UPDATE chatapp_configurationversion SET number = number + 1"
+# A new random number rather than number + 1: a write rolled back and then made again
+# (tests do this) must not reach a number whose reads a process kept.
+BUMP = {
+    "sqlite": "UPDATE chatapp_configurationversion SET number = random()",
+    "postgresql": "UPDATE chatapp_configurationversion "
+    "SET number = (random() * 4611686018427387904)::bigint",
+}
 
 
 def _sqlite(table: str, event: str) -> str:
     name = f"chatapp_configuration_{table}_{event.split()[0].lower()}"
-    return f"CREATE TRIGGER {name} AFTER {event} ON {table} BEGIN {BUMP}; END"
+    return f"CREATE TRIGGER {name} AFTER {event} ON {table} BEGIN {BUMP['sqlite']}; END"
 
 
 def _events(table: str) -> list[str]:
@@ -42,7 +48,7 @@ def create(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
             if table == TABLES[0]:
                 schema_editor.execute(
                     "CREATE FUNCTION chatapp_configuration_bump() RETURNS trigger AS $$ "
-                    f"BEGIN {BUMP}; RETURN NULL; END $$ LANGUAGE plpgsql"
+                    f"BEGIN {BUMP['postgresql']}; RETURN NULL; END $$ LANGUAGE plpgsql"
                 )
             schema_editor.execute(
                 f"CREATE TRIGGER chatapp_configuration_{table} AFTER "

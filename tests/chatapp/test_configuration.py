@@ -118,3 +118,17 @@ def test_without_the_version_row_nothing_is_kept(agent: Agent) -> None:
     assert profile(agent).name == "Renamed"
     configuration.version_seed()
     assert configuration.version() is not None
+
+
+def test_a_write_rolled_back_then_made_again_reaches_a_new_version(agent: Agent) -> None:
+    from django.db import transaction
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Agent.objects.filter(pk=agent.pk).update(name="Rolled back")
+        rolled_back = configuration.version()
+        assert profile(agent).name == "Rolled back"
+        raise RuntimeError
+    Agent.objects.filter(pk=agent.pk).update(name="Kept")
+
+    assert configuration.version() != rolled_back
+    assert profile(agent).name == "Kept"
