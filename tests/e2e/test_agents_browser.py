@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 from playwright.async_api import Browser, expect
 
+from tests.e2e.composer import composer_send
 from tests.e2e.test_approval_browser import SCREENSHOTS, log_in_as
 from tests.e2e.test_chat_browser import CONVERSATION_PATH
 
@@ -37,9 +38,7 @@ async def test_the_warehouse_agent_s_mcp_write_is_approved_live(
     await expect(support).to_be_checked()
     await warehouse.check()
 
-    box = alice.get_by_label("Message")
-    await box.fill("reserve 2 of KB-01 for order 1001")
-    await box.press("Enter")
+    await composer_send(alice, "reserve 2 of KB-01 for order 1001")
     await expect(alice).to_have_url(CONVERSATION_PATH)
     await expect(alice.locator("#conversation-agent")).to_have_text("Agent: Warehouse")
     card = alice.locator("#approvals .approval-card")
@@ -61,8 +60,7 @@ async def test_the_warehouse_agent_s_mcp_write_is_approved_live(
     await expect(answer).to_contain_text("KB-01")
 
     # The warehouse agent hands alice back to support: said in the transcript, live.
-    await box.fill("talk to support")
-    await box.press("Enter")
+    await composer_send(alice, "talk to support")
     await expect(alice.locator("#transcript .handoff")).to_have_text("Now talking to: Shop support")
     await expect(alice.locator("#conversation-agent")).to_have_text("Agent: Shop support")
     await alice.screenshot(path=str(SCREENSHOTS / "e2e-mcp-handoff.png"), full_page=True)

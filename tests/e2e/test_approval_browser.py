@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from tests.e2e.composer import composer_send
 from tests.e2e.test_chat_browser import BASE_DIR, CONVERSATION_PATH, DEMO_PASSWORD
 
 if TYPE_CHECKING:
@@ -42,9 +43,7 @@ async def test_a_refund_waits_for_a_reviewer_who_approves_it_live(
     for page in (alice, rita):
         page.on("pageerror", lambda error: errors.append(str(error)))
 
-    box = alice.get_by_label("Message")
-    await box.fill("refund 60 on order 1013")
-    await box.press("Enter")
+    await composer_send(alice, "refund 60 on order 1013")
     await expect(alice).to_have_url(CONVERSATION_PATH)
     card = alice.locator("#approvals .approval-card")
     await expect(card).to_contain_text("Waiting for a reviewer")

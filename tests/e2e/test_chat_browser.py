@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
+from tests.e2e.composer import composer_send
 from tests.e2e.conftest import TIMEOUT_MS
 from tests.helpers import eventually
 
@@ -49,9 +50,7 @@ async def log_in(browser: Browser, product: RunningProduct) -> Page:
 
 
 async def send(page: Page, text: str) -> None:
-    box = page.get_by_label("Message")
-    await box.fill(text)
-    await box.press("Enter")
+    await composer_send(page, text)
 
 
 async def test_log_in_chat_and_watch_replies_stream(

@@ -10,6 +10,8 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from tests.e2e.composer import composer_send
+
 if TYPE_CHECKING:
     from tests.e2e.conftest import RunningProduct
 
@@ -42,9 +44,7 @@ async def log_in(browser: Browser, product: RunningProduct, width: int, height: 
 
 
 async def send(page: Page, text: str) -> None:
-    box = page.get_by_label("Message")
-    await box.fill(text)
-    await box.press("Enter")
+    await composer_send(page, text)
 
 
 async def test_a_tool_result_appears_without_a_reload(

@@ -18,6 +18,7 @@ from playwright.async_api import Browser, expect
 from temporalio.testing import WorkflowEnvironment
 
 from config import processes
+from tests.e2e.composer import composer_send
 from tests.e2e.conftest import (
     BASE_DIR,
     DEMO_PASSWORD,
@@ -111,9 +112,7 @@ async def test_a_reviewer_approves_from_the_email_after_logging_in(
     alice = await log_in_as(browser, product, "alice")
     errors: list[str] = []
     alice.on("pageerror", lambda error: errors.append(str(error)))
-    box = alice.get_by_label("Message")
-    await box.fill("refund 45 on order 1014")
-    await box.press("Enter")
+    await composer_send(alice, "refund 45 on order 1014")
     await expect(alice).to_have_url(CONVERSATION_PATH)
     card = alice.locator("#approvals .approval-card")
     await expect(card).to_contain_text("Waiting for a reviewer")

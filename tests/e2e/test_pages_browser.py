@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from tests.e2e.composer import composer_send
 from tests.e2e.pages import (
     DESKTOP,
     PHONE,
@@ -74,9 +75,7 @@ async def test_every_page_passes_csp_axe_and_fits_the_screen(
     await inspect(alice, "chat, new conversation", found)
 
     # htmx posts the message and the reply and approval card arrive over the websocket.
-    box = alice.get_by_label("Message")
-    await box.fill("refund 60 on order 1013")
-    await box.press("Enter")
+    await composer_send(alice, "refund 60 on order 1013")
     await expect(alice).to_have_url(CONVERSATION_PATH)
     await expect(alice.locator("#approvals .approval-card")).to_contain_text(
         "Waiting for a reviewer"
