@@ -25,6 +25,7 @@ be zero: a turn refused, lost, or not answered within two minutes) and the peak 
 memory of each process (VmHWM from /proc; for PostgreSQL also the sampled peak of its
 backends' summed PSS), and the CPU each process used per timed turn (from the moment
 every user is ready to the last answer: setup left out), the load generator included.
+Each run times at least `--min-turns` turns (150: at N = 10, 15 per user).
 Writes bench/results/load.json and bench/results/load-cpu.png (CPU ms per turn by
 process). Not a test: nothing is asserted beyond the exit status (1 when any error
 happened).
@@ -40,6 +41,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import platform
 import resource
@@ -555,6 +557,12 @@ def main() -> None:
     parser.add_argument("--users", type=int, nargs="+", default=[10, 50, 200])
     parser.add_argument("--turns", type=int, default=3, help="timed messages per user")
     parser.add_argument(
+        "--min-turns",
+        type=int,
+        default=150,
+        help="at least this many timed turns per run (more per user at small N)",
+    )
+    parser.add_argument(
         "--mode",
         choices=[*MODES, "all", "both"],
         default="all",
@@ -575,9 +583,12 @@ def main() -> None:
     results: list[RunResult] = []
     started = time.monotonic()
     for users in args.users:
+        # 10 users x 3 turns took under two seconds: the CPU per turn of so short a run is
+        # mostly its start (first renders, caches, connections), not the steady cost.
+        turns = max(args.turns, math.ceil(args.min_turns / users))
         for mode in modes:
-            print(f"{mode}: {users} users x {args.turns} turns ...", flush=True)
-            results.append(run(mode, users, args.turns))
+            print(f"{mode}: {users} users x {turns} turns ...", flush=True)
+            results.append(run(mode, users, turns))
             print_table(results[-1:])
     print()
     print_table(results)
@@ -591,6 +602,7 @@ def main() -> None:
                     "loadavg_end": os.getloadavg()[0],
                 },
                 "turns_per_user": args.turns,
+                "min_turns": args.min_turns,
                 "seconds": round(time.monotonic() - started, 1),
                 "runs": [asdict(r) for r in results],
             },
