@@ -140,15 +140,19 @@ async def dashboard(request: HtmxHttpRequest) -> HttpResponse:
 async def dashboard_more(request: HtmxHttpRequest) -> HttpResponse:
     """The next page of rows, appended to the list, and the note about the rest."""
     form = MoreRowsForm(request.GET)
-    error: UserError | None = None if form.is_valid() else _first_error(form)
-    context = await _pending_page(request, after=form.key()) if error is None else {}
-    error = error or context.get("error")
-    if error is not None:
-        # Said beside the button, which stays to try again.
-        response = _result(request, result_id=MORE_ROWS_RESULT_ID, error=error)
-        response.status_code = 200 if request.htmx else 400
-        return response
+    if not form.is_valid():
+        return _more_rows_error(request, _first_error(form), status=400)
+    context = await _pending_page(request, after=form.key())
+    if context["error"] is not None:
+        return _more_rows_error(request, context["error"], status=context["error"].http_status)
     return TemplateResponse(request, "reviews/_more_rows.html", context)
+
+
+def _more_rows_error(request: HtmxHttpRequest, error: UserError, *, status: int) -> HttpResponse:
+    # Said beside the button, which stays to try again (htmx swaps only a 2xx).
+    response = _result(request, result_id=MORE_ROWS_RESULT_ID, error=error)
+    response.status_code = 200 if request.htmx else status
+    return response
 
 
 async def _detail_context(

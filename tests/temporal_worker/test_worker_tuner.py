@@ -29,7 +29,7 @@ def test_activities_follow_the_machines_load_by_default() -> None:
     assert isinstance(workflow_tasks, FixedSizeSlotSupplier) and workflow_tasks.num_slots == 50
 
 
-def test_a_small_maximum_caps_the_minimum(settings: object) -> None:
+def test_a_small_maximum_caps_the_minimum() -> None:
     tuner = worker_tuner(activities=3, workflow_tasks=3)
 
     activities = tuner._get_activity_task_slot_supplier()
