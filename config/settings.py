@@ -116,10 +116,23 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # file has no server to restart; each HTTP request still gets its own thread (ASGI).
     DATABASES["default"]["CONN_MAX_AGE"] = None
 else:
-    # Under ASGI every request runs in its own thread, so persistent connections would
-    # pile up (Django's advice: 0 with ASGI); the worker keeps one per ORM thread anyway.
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
+    # Under ASGI every request runs in its own thread, where a kept connection is never
+    # reused: each request connected anew (a PostgreSQL backend started for it), and the
+    # worker after each activity. A pool per process hands out open connections instead:
+    # connecting was 28% of a web process's CPU at 50 users (bench/load.py, py-spy).
+    # Pooling requires CONN_MAX_AGE = 0; health checks make the pool test a connection
+    # before handing it out, so a database restart costs a reconnect, not an error.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=20)
+    if DB_POOL_MAX_SIZE > 0:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(2, DB_POOL_MAX_SIZE),
+            "max_size": DB_POOL_MAX_SIZE,
+            # A request that finds every connection busy this long gets an error page
+            # rather than waiting on: the database is down or the pool too small.
+            "timeout": env.float("DB_POOL_TIMEOUT", default=5.0),
+        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -90,7 +90,8 @@ class _DatabaseConnections(ActivityInboundInterceptor):
     activity, so a database restart costs one reconnect, not a string of failed attempts."""
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-        # With CONN_MAX_AGE = 0 the close after the last activity left nothing to check:
+        # With CONN_MAX_AGE = 0 the close after the last activity left nothing to check
+        # (on PostgreSQL it went back to the pool, which checks it as it hands it out):
         # skip the trip to the database thread.
         if _persistent_connections():
             await sync_to_async(close_old_connections)()

@@ -13,6 +13,7 @@ import time
 import uuid
 from typing import Any
 
+import psycopg
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
@@ -59,6 +60,32 @@ print(before is not None, after_prompt != before, after_listing == after_prompt)
 def test_configuration_writes_change_its_version_on_postgresql(prod: ProductionStack) -> None:
     output = prod.manage("shell", "-c", CONFIGURATION_PROBE)
     assert output.strip().splitlines()[-1] == "True True True", output
+
+
+def _sessions_started(database_url: str) -> int:
+    """PostgreSQL's count of connections ever made to the database (this one included)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_web_requests_take_pooled_database_connections(
+    prod: ProductionStack, alice: ChatClient
+) -> None:
+    # Without the pool every request (its own thread under ASGI) started a PostgreSQL
+    # backend and ended it: 20 page loads were 20 sessions or more.
+    before = _sessions_started(prod.database_url)
+    for _ in range(20):
+        async with alice.session.get(f"{prod.web_urls[0]}/") as response:
+            assert response.status == 200
+            assert "Log out" in await response.text()
+    await asyncio.sleep(1)  # backends report their counts within a second
+    after = _sessions_started(prod.database_url)
+    # The two reads here are sessions too: the count must have moved by them at least.
+    assert 1 <= after - before <= 6, f"{after - before} new sessions for 20 page loads"
 
 
 async def test_progress_from_a_worker_reaches_a_socket_on_the_other_web_process(
