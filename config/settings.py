@@ -13,6 +13,8 @@ import environ
 from csp.constants import NONCE, NONE, SELF
 from temporalio.envconfig import ClientConfigProfile
 
+from config.redis_cache import redis_caches
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -479,13 +481,7 @@ SLACK_TEAM_ID = env.str("SLACK_TEAM_ID", default="")
 # --- Cache and rate limits --------------------------------------------------
 # Redis when REDIS_URL is set, so every web process shares the rate-limit counters.
 if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "agent-chat",
-        }
-    }
+    CACHES = redis_caches(REDIS_URL)
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # At most this many chat messages per user in each window (0 = no limit).

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 import redis
+from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 
 from chatapp import ratelimit
 from chatapp.models import Conversation, Message
 from config import processes as stack
+from config.redis_cache import redis_caches
 from tests.factories import auser_create
 from tests.helpers import (
     body,
@@ -292,3 +294,19 @@ async def test_with_redis_the_count_is_shared_by_every_web_process(
     assert waits == [0] * LIMIT
     assert seen_elsewhere == LIMIT
     assert over == 50
+
+
+async def test_with_redis_every_request_shares_the_process_connections(
+    redis_url: str, settings: pytest.FixtureRequest
+) -> None:
+    """Django builds a cache object per request under ASGI: with config's pool class they
+    share the process's Redis connections instead of each opening its own."""
+    settings.CACHES = redis_caches(redis_url)  # type: ignore[attr-defined]
+    server = redis.Redis.from_url(redis_url)
+    before = server.info("stats")["total_connections_received"]
+    for request in range(20):
+        per_request = caches.create_connection("default")  # what each request's context gets
+        assert await per_request.aadd(f"seen:{request}", 1)
+    opened = server.info("stats")["total_connections_received"] - before
+
+    assert opened <= 2, f"{opened} Redis connections for 20 requests"
