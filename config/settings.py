@@ -126,7 +126,7 @@ else:
     # before handing it out, so a database restart costs a reconnect, not an error.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=20)
+    DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=100)
     if DB_POOL_MAX_SIZE > 0:
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": min(2, DB_POOL_MAX_SIZE),
