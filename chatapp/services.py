@@ -10,7 +10,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.utils import timezone
 
 from chatapp import archive, ratelimit
@@ -40,6 +43,20 @@ class SentMessage:
 def title_from_text(text: str) -> str:
     line = " ".join(text.split())
     return line if len(line) <= TITLE_MAX_CHARS else line[: TITLE_MAX_CHARS - 1].rstrip() + "…"
+
+
+def _connection_release() -> None:
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+async def _database_connection_release() -> None:
+    """Give the request's database connection back to the pool before a wait on Temporal
+    (seconds; up to 45 with retries). A send kept it otherwise: sends stalled on Temporal
+    took the whole pool, and every other request waited for a connection. Without a pool
+    (SQLite, DB_POOL_MAX_SIZE=0) it stays open: reopening would cost more than keeping it."""
+    if settings.DATABASES["default"].get("OPTIONS", {}).get("pool"):
+        await sync_to_async(_connection_release)()
 
 
 async def _agent_to_start_with(slug: str) -> Agent | None:
@@ -101,6 +118,7 @@ async def message_send(
                     code=Code.RATE_LIMITED,
                     retry_after=wait,
                 )
+        await _database_connection_release()
         try:
             accepted = await client.message_send(
                 conversation_id=str(conversation.id),

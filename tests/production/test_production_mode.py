@@ -88,6 +88,59 @@ async def test_web_requests_take_pooled_database_connections(
     assert 1 <= after - before <= 6, f"{after - before} new sessions for 20 page loads"
 
 
+def _client_backends(database_url: str) -> int:
+    """Connections to the database open now, this one left out."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_sends_waiting_on_temporal_hold_no_database_connection(
+    prod: ProductionStack, user_sessions: list[str]
+) -> None:
+    # 18 sends stalled on Temporal, one after the other: each kept its request's pooled
+    # connection for the whole wait, so the pool grew by one a send (and at 100 a web
+    # process had none left for any other request).
+    temporal = next(c for c in prod.children if c.name == "temporal")
+    web = prod.web_urls[0]
+    users = [ChatClient(prod.web_urls, behind_proxy=True, session_key=key) for key in user_sessions]
+    sends: list[asyncio.Task[None]] = []
+    try:
+        for user in users:
+            await user.new_conversation(web)  # the CSRF cookie
+        before = _client_backends(prod.database_url)
+        temporal.proc.send_signal(signal.SIGSTOP)
+        try:
+            for index in range(18):
+                user = users[index % len(users)]
+                sends.append(
+                    asyncio.create_task(
+                        user.send(
+                            web,
+                            conversation_id=str(uuid.uuid4()),
+                            text=f"sent while Temporal stalls {index}",
+                            first=True,
+                        )
+                    )
+                )
+                await asyncio.sleep(0.15)
+            await asyncio.sleep(1.0)
+            during = _client_backends(prod.database_url)
+            waiting = sum(not send.done() for send in sends)
+        finally:
+            temporal.proc.send_signal(signal.SIGCONT)
+        await asyncio.gather(*sends)  # accepted once Temporal is back: none was lost
+    finally:
+        for user in users:
+            await user.close()
+    assert waiting == 18, f"only {waiting} of 18 sends were waiting on Temporal"
+    assert during - before <= 6, f"{during - before} more connections while 18 sends waited"
+
+
 async def test_progress_from_a_worker_reaches_a_socket_on_the_other_web_process(
     prod: ProductionStack, alice: ChatClient
 ) -> None:
