@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING
 
 import pytest
-from playwright.async_api import Browser, Locator, Page, expect
+from playwright.async_api import Browser, Locator, Page, Response, expect
 
 from tests.e2e.pages import DESKTOP, PHONE, log_in, new_context, sideways_overflow
 from tests.e2e.test_chat_browser import CONVERSATION_PATH, pace, send
@@ -100,6 +100,10 @@ async def test_the_stopping_flash_leaves_and_never_covers_archive(
     await archive.click()  # nothing is in the way
 
 
+def _theme_saved(response: Response) -> bool:
+    return response.url.endswith("/preferences/theme/") and response.request.method == "POST"
+
+
 async def test_the_theme_follows_the_system_and_the_choice_is_remembered(
     product: RunningProduct, browser: Browser
 ) -> None:
@@ -121,14 +125,17 @@ async def test_the_theme_follows_the_system_and_the_choice_is_remembered(
 
     # Signed in, it is stored for the user and rendered by the server, in any browser.
     await log_in(page, product.url, "alice")
-    await page.get_by_role("button", name="Dark mode").click()
+    # The page applies the choice at once and saves it in the background: wait for the save.
+    async with page.expect_response(_theme_saved):
+        await page.get_by_role("button", name="Dark mode").click()
     await expect(page.locator("html")).to_have_attribute("data-theme", "dark")
     other = await signed_in(browser, product, "alice")
     response = await other.goto(f"{product.url}/")
     assert response is not None
     assert re.search(r'<html lang="en" data-theme="dark" data-theme-stored>', await response.text())
     assert await other.evaluate(background) == "rgb(18, 22, 29)"
-    await other.get_by_role("button", name="Dark mode").click()
+    async with other.expect_response(_theme_saved):
+        await other.get_by_role("button", name="Dark mode").click()
     await expect(other.locator("html")).to_have_attribute("data-theme", "light")
     response = await page.reload()
     assert response is not None
