@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
-from tests.e2e.composer import composer_send
+from tests.e2e.composer import composer_send as send
 from tests.e2e.conftest import TIMEOUT_MS
 from tests.helpers import eventually
 
@@ -47,10 +47,6 @@ async def log_in(browser: Browser, product: RunningProduct) -> Page:
     await page.get_by_role("button", name="Log in").click()
     await expect(page).to_have_url(f"{product.url}/")
     return page
-
-
-async def send(page: Page, text: str) -> None:
-    await composer_send(page, text)
 
 
 async def test_log_in_chat_and_watch_replies_stream(

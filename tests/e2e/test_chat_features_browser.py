@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.e2e.composer import composer_send
+from tests.e2e.composer import composer_send as send
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import RunningProduct
@@ -41,10 +41,6 @@ async def log_in(browser: Browser, product: RunningProduct, width: int, height: 
     await page.get_by_role("button", name="Log in").click()
     await expect(page).to_have_url(f"{product.url}/")
     return page
-
-
-async def send(page: Page, text: str) -> None:
-    await composer_send(page, text)
 
 
 async def test_a_tool_result_appears_without_a_reload(
